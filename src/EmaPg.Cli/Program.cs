@@ -1,0 +1,1 @@
+Console.WriteLine(TorchSharp.torch.ones(2).sum().item<float>());
