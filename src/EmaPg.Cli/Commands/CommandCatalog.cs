@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace EmaPg.Cli.Commands;
+
+/// <summary>Every verb of the CLI; each lives in its own file and is listed here once.</summary>
+public static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return AuditCommand.Create();
+    }
+}
