@@ -1,0 +1,108 @@
+using System.Globalization;
+using EmaPg.Common;
+using EmaPg.Divergences;
+using EmaPg.Objectives;
+
+namespace EmaPg.Training;
+
+/// <summary>One configuration key: its name, documentation, and how to read, check and write it.</summary>
+public sealed record ConfigKey(string Name, string Section, string Help, Func<TrainConfig, string> Get, Func<TrainConfig, string, TrainConfig> Set)
+{
+    /// <summary>The command-line spelling: --kl-beta for kl_beta.</summary>
+    public string Option => "--" + Name.Replace('_', '-');
+}
+
+/// <summary>
+/// The single list of configuration keys: config files, presets and command-line options are all
+/// generated from it, so a key can never be settable in one place and unknown in another. Values are
+/// validated as they are set, and every message names the key and its allowed range.
+/// </summary>
+public static class ConfigSchema
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private static ConfigKey Int(string name, string section, string help, int min, int max, Func<TrainConfig, int> get, Func<TrainConfig, int, TrainConfig> set) =>
+        new(name, section, $"{help} [{min}, {(max == int.MaxValue ? "∞" : max)}]", c => get(c).ToString(Inv), (c, s) =>
+        {
+            if (!int.TryParse(s.Trim(), NumberStyles.Integer, Inv, out var v)) throw new UserError($"{name} must be an integer in [{min}, {(max == int.MaxValue ? "∞" : max.ToString())}], got '{s}'.");
+            return set(c, Check.Range(name, v, min, max));
+        });
+
+    private static ConfigKey Real(string name, string section, string help, double min, double max, Func<TrainConfig, double> get, Func<TrainConfig, double, TrainConfig> set, bool minOpen = false) =>
+        new(name, section, $"{help} {(minOpen ? "(" : "[")}{min.ToString(Inv)}, {(double.IsPositiveInfinity(max) ? "∞" : max.ToString(Inv))}]", c => get(c).ToString("R", Inv), (c, s) =>
+        {
+            var t = s.Trim();
+            double v = t is "inf" or "∞" ? double.PositiveInfinity : double.TryParse(t, NumberStyles.Float, Inv, out var d) ? d : double.NaN;
+            if (double.IsNaN(v)) throw new UserError($"{name} must be a number in {(minOpen ? "(" : "[")}{min.ToString(Inv)}, {max.ToString(Inv)}], got '{s}'.");
+            return set(c, Check.Range(name, v, min, max, minInclusive: !minOpen));
+        });
+
+    private static ConfigKey Choice(string name, string section, string help, Func<IEnumerable<string>> choices, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set) =>
+        new(name, section, $"{help}; one of: {string.Join(", ", choices())}", get, (c, s) => set(c, Check.OneOf(name, s.Trim(), choices())));
+
+    private static ConfigKey Bool(string name, string section, string help, Func<TrainConfig, bool> get, Func<TrainConfig, bool, TrainConfig> set) =>
+        new(name, section, $"{help} (true/false)", c => get(c) ? "true" : "false", (c, s) => s.Trim().ToLowerInvariant() switch
+        {
+            "true" or "1" or "yes" => set(c, true),
+            "false" or "0" or "no" => set(c, false),
+            _ => throw new UserError($"{name} must be true or false, got '{s}'."),
+        });
+
+    public static readonly IReadOnlyList<string> Presets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
+
+    public static readonly IReadOnlyList<ConfigKey> Keys =
+    [
+        Choice("preset", "run", "named preset the run started from", () => Presets, c => c.Preset, (c, v) => c with { Preset = v }),
+        Int("seed", "run", "seed of sampling, initialisation and prompts", 0, int.MaxValue, c => c.Seed, (c, v) => c with { Seed = v }),
+        Int("iterations", "run", "RL iterations (Alg. 3 outer loop)", 1, 1_000_000, c => c.Iterations, (c, v) => c with { Iterations = v }),
+        Choice("device", "run", "tensor device", () => ["cpu", "cuda"], c => c.Device, (c, v) => c with { Device = v }),
+        Int("threads", "run", "intra-op CPU threads, 0 = TorchSharp's default", 0, 256, c => c.Threads, (c, v) => c with { Threads = v }),
+
+        Int("prompts_per_iteration", "rollout", "prompts sampled per iteration", 1, 4096, c => c.PromptsPerIteration, (c, v) => c with { PromptsPerIteration = v }),
+        Int("group_size", "rollout", "responses per prompt N (group advantages need N ≥ 2)", 2, 1024, c => c.GroupSize, (c, v) => c with { GroupSize = v }),
+        Real("temperature", "rollout", "sampling temperature", 0, 10, c => c.Temperature, (c, v) => c with { Temperature = v }, minOpen: true),
+        Int("max_new_tokens", "rollout", "response length limit", 1, 4096, c => c.MaxNewTokens, (c, v) => c with { MaxNewTokens = v }),
+
+        Int("inner_updates", "objective", "Λ, passes over the rollout batch per iteration (Alg. 3 line 13)", 1, 64, c => c.InnerUpdates, (c, v) => c with { InnerUpdates = v }),
+        Int("minibatches", "objective", "optimiser steps per pass (the rollout batch is split evenly)", 1, 4096, c => c.Minibatches, (c, v) => c with { Minibatches = v }),
+        Real("clip_eps_low", "objective", "ε_low of clip-higher", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
+        Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
+        Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => ["group", "global", "none"], c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
+        Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
+
+        Choice("kl_estimator", "kl", "per-token KL estimator (docs/findings.md)", () => Estimators.Names, c => c.KlEstimator, (c, v) => c with { KlEstimator = v }),
+        Real("kl_beta", "kl", "β, weight of the KL term (0 switches it off)", 0, 1e6, c => c.KlBeta, (c, v) => c with { KlBeta = v }),
+        Int("kl_topk", "kl", "k of Top-k / truncated estimators", 0, 1 << 20, c => c.KlTopK, (c, v) => c with { KlTopK = v }),
+        Real("is_clip_min", "kl", "s_min, lower clip of the off-policy weight s", 0, double.PositiveInfinity, c => c.IsClipMin, (c, v) => c with { IsClipMin = v }),
+        Real("is_clip_max", "kl", "s_max, upper clip of the off-policy weight s (inf = none)", 0, double.PositiveInfinity, c => c.IsClipMax, (c, v) => c with { IsClipMax = v }),
+
+        Real("ema_eta", "anchor", "η of θ_ema ← ηθ_ema + (1−η)θ; 1 = fixed reference, 0 = hard reset", 0, 1, c => c.EmaEta, (c, v) => c with { EmaEta = v }),
+        Int("ema_period", "anchor", "T_ema, iterations between anchor updates", 1, 1_000_000, c => c.EmaPeriod, (c, v) => c with { EmaPeriod = v }),
+
+        Real("learning_rate", "optimizer", "AdamW learning rate", 0, 1, c => c.LearningRate, (c, v) => c with { LearningRate = v }, minOpen: true),
+        Real("weight_decay", "optimizer", "decoupled weight decay", 0, 1, c => c.WeightDecay, (c, v) => c with { WeightDecay = v }),
+        Real("adam_beta1", "optimizer", "Adam β₁", 0, 1, c => c.AdamBeta1, (c, v) => c with { AdamBeta1 = v }),
+        Real("adam_beta2", "optimizer", "Adam β₂", 0, 1, c => c.AdamBeta2, (c, v) => c with { AdamBeta2 = v }),
+        Real("adam_eps", "optimizer", "Adam ε", 0, 1, c => c.AdamEps, (c, v) => c with { AdamEps = v }, minOpen: true),
+        Real("grad_clip", "optimizer", "global gradient-norm clip (0 = off)", 0, 1e6, c => c.GradClip, (c, v) => c with { GradClip = v }),
+
+        Int("eval_every", "eval", "iterations between test-set evaluations (0 = only at the end)", 0, 1_000_000, c => c.EvalEvery, (c, v) => c with { EvalEvery = v }),
+        Int("eval_problems", "eval", "test problems evaluated", 1, 100_000, c => c.EvalProblems, (c, v) => c with { EvalProblems = v }),
+        Int("eval_samples", "eval", "samples per test problem (n of pass@k)", 1, 1024, c => c.EvalSamples, (c, v) => c with { EvalSamples = v }),
+        Int("pass_k", "eval", "k of pass@k (≤ eval_samples)", 1, 1024, c => c.PassK, (c, v) => c with { PassK = v }),
+        Int("checkpoint_every", "run", "iterations between checkpoints", 1, 1_000_000, c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
+        Bool("stability_monitor", "run", "log the Fisher-trace bound αβλ̂_max (eq. 28) every iteration", c => c.StabilityMonitor, (c, v) => c with { StabilityMonitor = v }),
+    ];
+
+    public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));
+
+    /// <summary>Checks that hold between keys.</summary>
+    public static TrainConfig CrossValidate(TrainConfig c)
+    {
+        if (c.PassK > c.EvalSamples) throw new UserError($"pass_k must be ≤ eval_samples ({c.EvalSamples}), got {c.PassK}.");
+        if (c.IsClipMax < c.IsClipMin) throw new UserError($"is_clip_max must be ≥ is_clip_min ({c.IsClipMin}), got {c.IsClipMax}.");
+        int rollouts = c.PromptsPerIteration * c.GroupSize;
+        if (c.Minibatches > rollouts) throw new UserError($"minibatches must be ≤ prompts_per_iteration × group_size ({rollouts}), got {c.Minibatches}.");
+        return c;
+    }
+}

@@ -1,0 +1,56 @@
+namespace EmaPg.Training;
+
+/// <summary>
+/// Every knob of a training run. Defaults are the project's default job; presets (configs/*.conf) and
+/// command-line options override them key by key (see <see cref="ConfigSchema"/> for names, ranges and docs).
+/// </summary>
+public sealed record TrainConfig
+{
+    // Run
+    public string Preset { get; init; } = "ema-pg-reverse";
+    public int Seed { get; init; } = 0;
+    public int Iterations { get; init; } = 60;
+    public string Device { get; init; } = "cpu";
+    public int Threads { get; init; } = 0;
+
+    // Rollout (Alg. 3 lines 3–5)
+    public int PromptsPerIteration { get; init; } = 16;
+    public int GroupSize { get; init; } = 8;
+    public double Temperature { get; init; } = 1.0;
+    public int MaxNewTokens { get; init; } = 8;
+
+    // Policy-gradient objective (App. A)
+    public int InnerUpdates { get; init; } = 1;
+    public int Minibatches { get; init; } = 2;
+    public double ClipEpsLow { get; init; } = 0.2;
+    public double ClipEpsHigh { get; init; } = 0.28;
+    public string AdvantageNorm { get; init; } = "group";
+    public string LossAggMode { get; init; } = "token-mean";
+
+    // KL regulariser (§5, Alg. 1–2)
+    public string KlEstimator { get; init; } = "topk-reverse";
+    public double KlBeta { get; init; } = 0.001;
+    public int KlTopK { get; init; } = 32;
+    public double IsClipMin { get; init; } = 0.0;
+    public double IsClipMax { get; init; } = 10.0;
+
+    // EMA anchor (eq. 2)
+    public double EmaEta { get; init; } = 0.9;
+    public int EmaPeriod { get; init; } = 10;
+
+    // Optimiser (AdamW, decoupled weight decay)
+    public double LearningRate { get; init; } = 1e-4;
+    public double WeightDecay { get; init; } = 0.0;
+    public double AdamBeta1 { get; init; } = 0.9;
+    public double AdamBeta2 { get; init; } = 0.999;
+    public double AdamEps { get; init; } = 1e-8;
+    public double GradClip { get; init; } = 1.0;
+
+    // Evaluation and bookkeeping
+    public int EvalEvery { get; init; } = 20;
+    public int EvalProblems { get; init; } = 256;
+    public int EvalSamples { get; init; } = 4;
+    public int PassK { get; init; } = 4;
+    public int CheckpointEvery { get; init; } = 5;
+    public bool StabilityMonitor { get; init; } = true;
+}
