@@ -1,0 +1,66 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+
+namespace EmaPg.Training;
+
+/// <summary>
+/// Per-iteration metrics: one JSON object per line in metrics.jsonl (flushed every line, so a killed run
+/// loses at most the line being written) and the same scalars in TensorBoard event files via TorchSharp's
+/// SummaryWriter. On resume the file is cut back to the checkpointed iteration, so a resumed run's
+/// metrics.jsonl is line-for-line the one an uninterrupted run writes.
+/// </summary>
+public sealed class MetricsLog : IDisposable
+{
+    private readonly StreamWriter _jsonl;
+    private readonly TorchSharp.Modules.SummaryWriter _tb;   // appends each event to its file as it is added
+    private readonly List<IReadOnlyDictionary<string, double>> _history = [];
+
+    public string JsonlPath { get; }
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> History => _history;
+
+    public MetricsLog(string runDir, int keepThroughIteration)
+    {
+        JsonlPath = Path.Combine(runDir, "metrics.jsonl");
+        var kept = new List<string>();
+        if (File.Exists(JsonlPath))
+        {
+            foreach (var line in File.ReadAllLines(JsonlPath))
+            {
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                Dictionary<string, double>? row;
+                try { row = JsonSerializer.Deserialize<Dictionary<string, double>>(line); }
+                catch (JsonException) { break; }   // a torn last line from a kill: drop it and everything after
+                if (row is null || !row.TryGetValue("iteration", out var it) || it > keepThroughIteration) break;
+                kept.Add(line);
+                _history.Add(row);
+            }
+        }
+        File.WriteAllText(JsonlPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+        _jsonl = new StreamWriter(new FileStream(JsonlPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+        _tb = torch.utils.tensorboard.SummaryWriter(Path.Combine(runDir, "tensorboard"), createRunName: false);
+    }
+
+    public void Write(int iteration, IReadOnlyDictionary<string, double> metrics)
+    {
+        var row = new Dictionary<string, double>(metrics) { ["iteration"] = iteration };
+        var sb = new StringBuilder("{");
+        bool first = true;
+        foreach (var (k, v) in row.OrderBy(kv => kv.Key == "iteration" ? "" : kv.Key, StringComparer.Ordinal))
+        {
+            if (!first) sb.Append(',');
+            first = false;
+            sb.Append('"').Append(k).Append("\":").Append(double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null");
+            if (k != "iteration" && double.IsFinite(v)) _tb.add_scalar(k, (float)v, iteration);
+        }
+        _jsonl.Write(sb.Append("}\n").ToString());
+        _jsonl.Flush();
+        _history.Add(row);
+    }
+
+    public void Dispose()
+    {
+        _jsonl.Dispose();
+    }
+}
