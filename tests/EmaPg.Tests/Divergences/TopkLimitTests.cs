@@ -40,6 +40,23 @@ public class TopkLimitTests
         }
     }
 
+    [Fact]
+    public void K3PlusPlusAndK4HaveTheSamePerSampleGradient()
+    {
+        // Eq. 91 and eq. 94 both reduce to ℓ(p)∇log π(p): identical gradient variance, different values.
+        using var scope = NewDisposeScope();
+        var p = CategoricalProblem.Random(9, true, 8);
+        var (a, za) = PerSample("k3pp", p, 0);
+        var (b, zb) = PerSample("k4", p, 0);
+        bool valuesDiffer = false;
+        for (int i = 0; i < 9; i++)
+        {
+            Assert.True(ExactExpectation.RelativeError(Grad(a, i, za), Grad(b, i, zb)) < 1e-12);
+            valuesDiffer |= Math.Abs(a[i].item<double>() - b[i].item<double>()) > 1e-6;
+        }
+        Assert.True(valuesDiffer);
+    }
+
     [Theory]
     [InlineData("topk-reverse", "exact-reverse")]
     [InlineData("topk-forward", "exact-forward")]
