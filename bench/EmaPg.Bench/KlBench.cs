@@ -13,7 +13,7 @@ public sealed record KlBenchOptions
     public int Tokens { get; init; } = 2048;
     public int K { get; init; } = 32;
     /// <summary>Timed repetitions per estimator and vocabulary size (after one untimed probe run each).</summary>
-    public int Reps { get; init; } = 7;
+    public int Reps { get; init; } = 5;
     public ScalarType DType { get; init; } = ScalarType.Float32;
     public string Device { get; init; } = "cpu";
     public int Seed { get; init; }
@@ -37,7 +37,8 @@ public sealed record KlMeasurement(
     long GradientBytes,
     long? PeakRssExtraBytesMedian,
     IReadOnlyList<long> PeakRssExtraBytes,
-    double MeanKl);
+    double MeanKl,
+    double MeanKlStdErr);
 
 /// <summary>exact ÷ top-k for each figure (null where a figure is unavailable or the divisor is not positive).</summary>
 public sealed record KlRatios(double? Time, double? StoredInputs, double? TrackedForward, double? PeakRssExtra);
@@ -86,7 +87,7 @@ public static class KlBench
         ["tracked forward"] = "Counted: bytes of the distinct tensor storages the estimator creates in its forward pass (inputs excluded). TorchSharp keeps every intermediate alive until its DisposeScope ends, so all of it is resident at the end of the forward. Deterministic; a lower bound of the peak.",
         ["gradient"] = "The gradient w.r.t. the policy logits, [N,V] for both: logsumexp makes the Top-k gradient dense as well. In training this buffer exists for the policy-gradient loss anyway. Included in peak RSS, not in tracked forward.",
         ["peak RSS extra"] = "Measured: peak resident set (VmHWM, reset through /proc/self/clear_refs before each run) minus the resident set just before the run, so it covers forward intermediates, backward temporaries and the gradient. Reliable for tensors above glibc's mmap threshold (≤ 32 MiB, e.g. [N,V]); meaningless for tiny problems; CPU on Linux only. Median over the timed repetitions.",
-        ["mean KL"] = "Sanity check, not a result: the mean over tokens of each estimate (exact KL vs the unbiased Top-k estimate of it, one sample per token).",
+        ["mean KL"] = "Sanity check, not a result: the mean over the N tokens of each per-token estimate ± its standard error (exact KL vs the unbiased Top-k estimate of it, one sampled token per position); the two should agree within a few standard errors.",
         ["not measured"] = "Model forward/backward passes, the LM head, the anchor's forward at rollout (Top-k needs it too, then keeps O(k)), choosing q (top-k of the sampling policy), host/device transfers, and any GPU.",
         ["problem"] = "Synthetic: policy logits 3·N(0,1), anchor logits = policy + 0.5·N(0,1); sampled tokens drawn from the policy (on-policy, s = 1); q = the policy's top-k indices.",
     };
@@ -158,7 +159,7 @@ public static class KlBench
             : MemoryProbe.Bytes(Q) + MemoryProbe.Bytes(AnchorLogpQ) + MemoryProbe.Bytes(AnchorLogp) + MemoryProbe.Bytes(SamplingLogp) + MemoryProbe.Bytes(Sampled);
     }
 
-    private sealed record Sample(double Ms, long? RssExtra, long Tracked, long GradBytes, double MeanKl);
+    private sealed record Sample(double Ms, long? RssExtra, long Tracked, long GradBytes, double MeanKl, double MeanKlStdErr);
 
     private static KlBenchRow RunVocab(int vocab, KlBenchOptions o, Device device, bool rss, Action<string>? progress)
     {
@@ -186,7 +187,7 @@ public static class KlBench
             var rssList = t.Where(s => s.RssExtra is not null).Select(s => s.RssExtra!.Value).ToList();
             return new KlMeasurement(name, inputs, Median(ms), ms.DefaultIfEmpty(double.NaN).Min(), ms.DefaultIfEmpty(double.NaN).Max(), ms,
                 perToken, p.StoredBytes(kind), probe[kind].Tracked, probe[kind].GradBytes,
-                rssList.Count > 0 ? (long)Median(rssList.Select(x => (double)x).ToList()) : null, rssList, probe[kind].MeanKl);
+                rssList.Count > 0 ? (long)Median(rssList.Select(x => (double)x).ToList()) : null, rssList, probe[kind].MeanKl, probe[kind].MeanKlStdErr);
         }
 
         var e = M(Kind.Exact, ExactName, "policy logits [N,V] + anchor logits [N,V]", vocab);
@@ -220,7 +221,14 @@ public static class KlBench
         sw.Stop();
         long? extra = rss ? MemoryProbe.PeakRssBytes() - rss0 : null;
         var grad = logits.grad ?? throw new InvalidOperationException("no gradient reached the policy logits");
-        return new Sample(sw.Elapsed.TotalMilliseconds, extra, tracked, MemoryProbe.Bytes(grad), probe ? loss.to_type(ScalarType.Float64).item<double>() : double.NaN);
+        double mean = double.NaN, se = double.NaN;
+        if (probe)
+        {
+            var v = kl.detach().to_type(ScalarType.Float64);
+            mean = v.mean().item<double>();
+            se = v.numel() > 1 ? v.std().item<double>() / Math.Sqrt(v.numel()) : double.NaN;
+        }
+        return new Sample(sw.Elapsed.TotalMilliseconds, extra, tracked, MemoryProbe.Bytes(grad), mean, se);
     }
 
     private static void Sync(Device device)

@@ -39,6 +39,7 @@ public class KlBenchTests
                 Assert.Equal(n * v * sizeof(float), m.GradientBytes);   // dense [N,V] gradient for both
                 Assert.True(m.TrackedForwardBytes > 0);
                 Assert.True(double.IsFinite(m.MeanKl));
+                Assert.True(m.MeanKlStdErr >= 0);
                 if (rep.PeakRssAvailable) Assert.Equal(o.Reps, m.PeakRssExtraBytes.Count);
             }
             // Stored inputs: anchor logits N×V floats against N×(2k+3) numbers (indices int64).
@@ -73,7 +74,7 @@ public class KlBenchTests
             foreach (var est in new[] { "exact", "topk" })
             {
                 var m = r.GetProperty(est);
-                foreach (var p in new[] { "estimator", "timeMsMedian", "timesMs", "storedInputBytes", "storedNumbersPerToken", "trackedForwardBytes", "gradientBytes", "peakRssExtraBytesMedian", "meanKl" })
+                foreach (var p in new[] { "estimator", "timeMsMedian", "timesMs", "storedInputBytes", "storedNumbersPerToken", "trackedForwardBytes", "gradientBytes", "peakRssExtraBytesMedian", "meanKl", "meanKlStdErr" })
                     Assert.True(m.TryGetProperty(p, out _), $"{est}.{p} missing");
             }
             var ratios = r.GetProperty("exactOverTopk");

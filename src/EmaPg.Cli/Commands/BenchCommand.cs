@@ -96,7 +96,7 @@ public static class BenchCommand
             foreach (var m in new[] { row.Exact, row.Topk })
                 t.AddRow(row.Vocab.ToString(CultureInfo.InvariantCulture), m.Estimator, m.StoredNumbersPerToken.ToString(CultureInfo.InvariantCulture), Bytes(m.StoredInputBytes),
                     $"{F(m.TimeMsMedian, "0.0")} [[{F(m.TimeMsMin, "0.0")}–{F(m.TimeMsMax, "0.0")}]]", Bytes(m.TrackedForwardBytes),
-                    m.PeakRssExtraBytesMedian is { } x ? Bytes(x) : "n/a", Bytes(m.GradientBytes), F(m.MeanKl, "0.0000"));
+                    m.PeakRssExtraBytesMedian is { } x ? Bytes(x) : "n/a", Bytes(m.GradientBytes), $"{F(m.MeanKl, "0.0000")} ± {F(m.MeanKlStdErr, "0.0000")}");
             var ra = row.ExactOverTopk;
             t.AddRow($"[bold]{row.Vocab}[/]", "[bold]exact ÷ top-k[/]", F((double)row.Exact.StoredNumbersPerToken / row.Topk.StoredNumbersPerToken, "0.#") + "×",
                 $"[bold]{X(ra.StoredInputs)}[/]", $"[bold]{X(ra.Time)}[/]", $"[bold]{X(ra.TrackedForward)}[/]", $"[bold]{X(ra.PeakRssExtra)}[/]", "1×", "");
