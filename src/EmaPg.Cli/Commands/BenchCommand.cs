@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using EmaPg.Bench;
+using EmaPg.Common;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Cli.Commands;
+
+/// <summary>`emapg bench kl`: time and memory of exact reverse KL (full logits) against Top-k reverse KL (O(k) inputs).</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Benchmarks.");
+        cmd.Subcommands.Add(CreateKl());
+        return cmd;
+    }
+
+    private static Command CreateKl()
+    {
+        var cmd = new Command("kl", "Exact reverse KL from full logits vs Top-k reverse KL from O(k) inputs (§5.3): median forward+backward time, stored inputs, peak memory, and their ratios.");
+        var d = new KlBenchOptions();
+        var q = KlBenchOptions.QuickDefaults;
+        var vocab = new Option<string>("--vocab") { Description = $"Vocabulary sizes, comma list, each 2..{MaxVocab} (--quick: {string.Join(",", q.Vocab)})", DefaultValueFactory = _ => string.Join(",", d.Vocab) };
+        var tokens = new Option<int>("--tokens") { Description = $"Tokens N per batch, 1..{MaxTokens} (--quick: {q.Tokens})", DefaultValueFactory = _ => d.Tokens };
+        var k = new Option<int>("--k") { Description = $"Top-k size, 0..smallest vocab (--quick: {q.K})", DefaultValueFactory = _ => d.K };
+        var reps = new Option<int>("--reps") { Description = $"Timed repetitions per estimator and vocab, 1..1000; medians are reported (--quick: {q.Reps})", DefaultValueFactory = _ => d.Reps };
+        var dtype = new Option<string>("--dtype") { Description = "Floating dtype of logits and log-probs: float32 or float64", DefaultValueFactory = _ => "float32" };
+        var device = new Option<string>("--device") { Description = "Device every tensor lives on: cpu, or cuda[:n] where available", DefaultValueFactory = _ => "cpu" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic problem", DefaultValueFactory = _ => 0 };
+        var quick = new Option<bool>("--quick") { Description = "Tiny problem and 2 reps (smoke test; the figures mean nothing); explicit options still win" };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        foreach (var o in new Option[] { vocab, tokens, k, reps, dtype, device, seed, quick, json }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            bool isQuick = pr.GetValue(quick);
+            var b = isQuick ? KlBenchOptions.QuickDefaults : new KlBenchOptions();
+            bool Given(Option o) => pr.GetResult(o) is { Implicit: false };
+            var vocabs = Given(vocab) || !isQuick ? ParseVocab(pr.GetValue(vocab) ?? "") : b.Vocab;
+            int n = Check.Range("--tokens", Given(tokens) || !isQuick ? pr.GetValue(tokens) : b.Tokens, 1, MaxTokens);
+            int kk = Check.Range("--k", Given(k) || !isQuick ? pr.GetValue(k) : Math.Min(b.K, vocabs.Min()), 0, vocabs.Min());
+            int r = Check.Range("--reps", Given(reps) || !isQuick ? pr.GetValue(reps) : b.Reps, 1, 1000);
+            var dt = Check.OneOf("--dtype", pr.GetValue(dtype) ?? "", ["float32", "float64"]) == "float64" ? ScalarType.Float64 : ScalarType.Float32;
+            var dev = ParseDevice(pr.GetValue(device) ?? "");
+            var opts = b with { Vocab = vocabs, Tokens = n, K = kk, Reps = r, DType = dt, Device = dev, Seed = pr.GetValue(seed) };
+
+            bool asJson = pr.GetValue(json);
+            var report = KlBench.Run(opts, msg => Console.Error.WriteLine($"bench kl: {msg}"));
+            if (asJson)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+                return 0;
+            }
+            Render(report);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private const int MaxVocab = 1_000_000;
+    private const int MaxTokens = 1_000_000;
+
+    private static IReadOnlyList<int> ParseVocab(string s)
+    {
+        var parts = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new UserError("--vocab must be a comma list of integers in [2, 1000000], got an empty list.");
+        return parts.Select(p => int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
+            ? Check.Range("--vocab", v, 2, MaxVocab)
+            : throw new UserError($"--vocab must be a comma list of integers in [2, {MaxVocab}], got '{p}'.")).ToList();
+    }
+
+    private static string ParseDevice(string s)
+    {
+        s = s.Trim().ToLowerInvariant();
+        if (s == "cpu") return s;
+        if (s == "cuda" || (s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s[5..], out var i) && i >= 0))
+        {
+            if (!torch.cuda.is_available()) throw new UserError($"--device must be cpu here: '{s}' was asked for but CUDA is not available (this build uses the CPU libtorch).");
+            return s;
+        }
+        throw new UserError($"--device must be one of cpu, cuda, cuda:<n>, got '{s}'.");
+    }
+
+    private static void Render(KlBenchReport rep)
+    {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
+        var t = new Table().Border(TableBorder.Rounded)
+            .Title($"KL benchmark: N = {rep.Tokens} tokens, k = {rep.K}, {rep.DType}, {rep.Device}, {rep.TorchThreads} torch threads, median of {rep.Reps} reps{(rep.Quick ? " (QUICK: figures mean nothing)" : "")}")
+            .AddColumns("|V|", "estimator", "stored numbers / token", "stored inputs", "time fwd+bwd (ms), median [[min–max]]", "tracked fwd", "peak RSS extra", "gradient [[N,V]]", "mean KL");
+        foreach (var row in rep.Rows)
+        {
+            if (row != rep.Rows[0]) t.AddEmptyRow();
+            foreach (var m in new[] { row.Exact, row.Topk })
+                t.AddRow(row.Vocab.ToString(CultureInfo.InvariantCulture), m.Estimator, m.StoredNumbersPerToken.ToString(CultureInfo.InvariantCulture), Bytes(m.StoredInputBytes),
+                    $"{F(m.TimeMsMedian, "0.0")} [[{F(m.TimeMsMin, "0.0")}–{F(m.TimeMsMax, "0.0")}]]", Bytes(m.TrackedForwardBytes),
+                    m.PeakRssExtraBytesMedian is { } x ? Bytes(x) : "n/a", Bytes(m.GradientBytes), $"{F(m.MeanKl, "0.0000")} ± {F(m.MeanKlStdErr, "0.0000")}");
+            var ra = row.ExactOverTopk;
+            t.AddRow($"[bold]{row.Vocab}[/]", "[bold]exact ÷ top-k[/]", F((double)row.Exact.StoredNumbersPerToken / row.Topk.StoredNumbersPerToken, "0.#") + "×",
+                $"[bold]{X(ra.StoredInputs)}[/]", $"[bold]{X(ra.Time)}[/]", $"[bold]{X(ra.TrackedForward)}[/]", $"[bold]{X(ra.PeakRssExtra)}[/]", "1×", "");
+        }
+        AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}. MiB = 2^20 bytes, GiB = 2^30 bytes.")}[/]");
+        foreach (var (key, text) in rep.Definitions)
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{key}: {text}")}[/]");
+        if (!rep.PeakRssAvailable)
+            AnsiConsole.MarkupLine("[yellow]peak RSS is not available here (needs CPU on Linux with /proc/self/clear_refs).[/]");
+    }
+
+    private static string F(double v, string fmt) => double.IsNaN(v) ? "n/a" : v.ToString(fmt, CultureInfo.InvariantCulture);
+
+    private static string X(double? r) => r is { } v ? (v >= 10 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.00", CultureInfo.InvariantCulture)) + "×" : "n/a";
+
+    private static string Bytes(long b) => Math.Abs(b) switch
+    {
+        >= 1L << 30 => $"{(b / (double)(1L << 30)).ToString("0.00", CultureInfo.InvariantCulture)} GiB",
+        >= 1L << 20 => $"{(b / (double)(1L << 20)).ToString("0.0", CultureInfo.InvariantCulture)} MiB",
+        _ => $"{(b / 1024.0).ToString("0.0", CultureInfo.InvariantCulture)} KiB",
+    };
+}
