@@ -97,6 +97,21 @@ public sealed class Qwen2ForCausalLM : nn.Module<Tensor, Tensor>
             p.copy_(src[name]);
     }
 
+    /// <summary>
+    /// In place, θ ← (1 − <paramref name="weight"/>)·θ + weight·θ_source for every parameter: the EMA
+    /// anchor update (weight = η) or a hard copy (weight = 1). Uses lerp_ so no temporaries are made.
+    /// </summary>
+    public void LerpParametersFrom(Qwen2ForCausalLM source, double weight)
+    {
+        Check.Range("EMA weight", weight, 0.0, 1.0);
+        if (source.Config != Config)
+            throw new ArgumentException("LerpParametersFrom needs models with identical configs.");
+        using var noGrad = no_grad();
+        var src = source.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
+        foreach (var (name, p) in named_parameters())
+            p.lerp_(src[name], weight);
+    }
+
     /// <summary>A new, independent model with the same config, device, dtype and parameter values
     /// (e.g. the frozen π_old or the EMA anchor). Its parameters still require grad; freeze as needed.</summary>
     public Qwen2ForCausalLM Clone()
