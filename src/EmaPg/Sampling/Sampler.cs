@@ -1,0 +1,116 @@
+using EmaPg.Common;
+using EmaPg.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Sampling;
+
+/// <summary>Batched autoregressive sampling with a KV cache.</summary>
+public static class Sampler
+{
+    /// <summary>
+    /// Samples one response per prompt. Prompts are token ids (typically starting with BOS), packed
+    /// with left padding (<see cref="PromptBatch.LeftPad"/>). Runs under no_grad. Reproducible for a
+    /// given <paramref name="generator"/> state, batch composition and device; the global RNG is used
+    /// when no generator is given.
+    /// </summary>
+    public static GenerationResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplingOptions options, Generator? generator = null)
+    {
+        options.Validate(model.Config.VocabSize);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var device = model.Device;
+        var (promptIds, promptMask) = PromptBatch.LeftPad(prompts, options.PadToken, device);
+        long b = promptIds.shape[0];
+        int lp = (int)promptIds.shape[1];
+        int capacity = lp + options.MaxNewTokens;
+        if (capacity > model.Config.MaxPositionEmbeddings)
+            throw new UserError($"prompt length {lp} + max new tokens {options.MaxNewTokens} exceeds max_position_embeddings {model.Config.MaxPositionEmbeddings}.");
+
+        using var cache = model.CreateCache(b, capacity);
+        // One mask for the whole run; each forward sees the prefix covering cached + new positions.
+        var fullMask = ones([b, capacity], dtype: ScalarType.Int64, device: device);
+        fullMask.narrow(1, 0, lp).copy_(promptMask);
+        var stopIds = tensor(options.StopTokens.Select(t => (long)t).ToArray(), dtype: ScalarType.Int64, device: device);
+        var pad = full([b], options.PadToken, dtype: ScalarType.Int64, device: device);
+
+        var logits = model.Forward(promptIds, fullMask.narrow(1, 0, lp), cache).select(1, -1); // [B,V]
+        var finished = zeros([b], dtype: ScalarType.Bool, device: device);
+        var tokens = new List<Tensor>();
+        var logps = new List<Tensor>();
+        var masks = new List<Tensor>();
+        var topks = new List<Tensor>();
+
+        for (int step = 0; step < options.MaxNewTokens; step++)
+        {
+            using var stepScope = NewDisposeScope();
+            var logp = SamplingLogProbs(logits, options);
+            var tok = options.Greedy
+                ? logp.argmax(-1)
+                : multinomial(logp.exp(), 1, generator: generator).squeeze(-1);
+            var tokLogp = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1);
+            var active = finished.logical_not();
+            tok = where(active, tok, pad);
+            tokLogp = where(active, tokLogp, zeros_like(tokLogp));
+            tokens.Add(tok.MoveToOuterDisposeScope());
+            logps.Add(tokLogp.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
+            masks.Add(active.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
+            if (options.ReturnTopK > 0)
+                topks.Add(logp.topk(options.ReturnTopK, dim: -1).indexes.MoveToOuterDisposeScope());
+            if (stopIds.numel() > 0)
+                finished = (finished | (isin(tok, stopIds) & active)).MoveToOuterDisposeScope();
+            if (step + 1 == options.MaxNewTokens || finished.all().item<bool>())
+                break;
+            logits = model.Forward(tok.unsqueeze(1), fullMask.narrow(1, 0, lp + step + 1), cache).select(1, -1).MoveToOuterDisposeScope();
+        }
+
+        var responseIds = stack(tokens, 1);
+        var responseMask = stack(masks, 1);
+        var logProbs = stack(logps, 1);
+        var topKIndices = options.ReturnTopK > 0 ? stack(topks, 1) : null;
+
+        var lengths = responseMask.sum(1).to_type(ScalarType.Int64).cpu().data<long>().ToArray();
+        var flat = responseIds.cpu().data<long>().ToArray();
+        int width = (int)responseIds.shape[1];
+        var responseTokens = new int[b][];
+        var stopped = new bool[b];
+        var stopSet = options.StopTokens.ToHashSet();
+        for (int i = 0; i < b; i++)
+        {
+            responseTokens[i] = new int[lengths[i]];
+            for (int j = 0; j < lengths[i]; j++) responseTokens[i][j] = (int)flat[i * width + j];
+            stopped[i] = lengths[i] > 0 && stopSet.Contains(responseTokens[i][^1]);
+        }
+
+        return new GenerationResult(
+            promptIds.MoveToOuterDisposeScope(), promptMask.MoveToOuterDisposeScope(),
+            responseIds.MoveToOuterDisposeScope(), responseMask.MoveToOuterDisposeScope(),
+            logProbs.MoveToOuterDisposeScope(), topKIndices?.MoveToOuterDisposeScope(),
+            responseTokens, stopped);
+    }
+
+    /// <summary>
+    /// Log-probs [.., V] of the distribution actually sampled from: logits / temperature, then the
+    /// optional top-k and top-p filters (filtered tokens get −∞), then log_softmax.
+    /// </summary>
+    public static Tensor SamplingLogProbs(Tensor logits, SamplingOptions options)
+    {
+        using var scope = NewDisposeScope();
+        var scaled = logits / options.Temperature;
+        if (options.FilterTopK > 0 && options.FilterTopK < scaled.shape[^1])
+        {
+            var kth = scaled.topk(options.FilterTopK, dim: -1).values.narrow(-1, options.FilterTopK - 1, 1);
+            scaled = scaled.masked_fill(scaled.lt(kth), double.NegativeInfinity);
+        }
+        if (options.FilterTopP < 1.0)
+        {
+            var (sorted, order) = scaled.sort(-1, descending: true);
+            var probs = sorted.softmax(-1);
+            // Drop a token when the mass strictly before it already reaches p; the top token always stays.
+            var drop = (probs.cumsum(-1) - probs).ge(options.FilterTopP);
+            var dropOriginal = zeros_like(drop).scatter(-1, order, drop);
+            scaled = scaled.masked_fill(dropOriginal, double.NegativeInfinity);
+        }
+        return scaled.log_softmax(-1).MoveToOuterDisposeScope();
+    }
+}

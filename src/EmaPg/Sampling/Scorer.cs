@@ -1,0 +1,84 @@
+using EmaPg.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Sampling;
+
+/// <summary>Teacher-forced log-probs of responses, used for π_θ (with grad), π_old and the EMA anchor (under no_grad).</summary>
+public static class Scorer
+{
+    /// <summary>
+    /// One forward over <paramref name="sequences"/> [B, Lp+L] (prompt then response, as from
+    /// <see cref="GenerationResult.Sequences"/>), returning quantities for the L response positions.
+    /// Gradients flow when grad mode is on, so the caller chooses by wrapping in torch.no_grad().
+    /// The distribution is softmax(logits / <paramref name="temperature"/>) over the full vocabulary
+    /// (no top-k/top-p filtering), matching <see cref="Sampler.Generate"/> with filters off.
+    /// </summary>
+    /// <param name="attentionMask">[B, Lp+L], 1 on real tokens (see <see cref="GenerationResult.AttentionMask"/>)</param>
+    /// <param name="promptLength">Lp, the (padded) prompt width; response token j sits at column Lp+j</param>
+    /// <param name="gatherIndices">optional [B,L,k] int64 token ids whose log-probs to return (e.g. another policy's top-k)</param>
+    /// <param name="topK">when &gt; 0, also return this model's top-k token ids [B,L,k]</param>
+    /// <param name="returnFull">also return the full log-prob table [B,L,V] (cheap for small vocabularies; exact KL)</param>
+    public static ScoreResult Score(Qwen2ForCausalLM model, Tensor sequences, Tensor attentionMask, long promptLength,
+        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
+    {
+        if (promptLength < 1 || promptLength >= sequences.shape[1])
+            throw new ArgumentException($"promptLength must be in [1, {sequences.shape[1] - 1}], got {promptLength}.");
+        if (!(temperature > 0)) throw new ArgumentException($"temperature must be > 0, got {temperature}.");
+        using var scope = NewDisposeScope();
+        long l = sequences.shape[1] - promptLength;
+        var logits = model.Forward(sequences, attentionMask);
+        // The logit at column c predicts the token at c+1, so columns Lp-1 .. Lp+L-2 score the response.
+        var logp = (logits.narrow(1, promptLength - 1, l) / temperature).log_softmax(-1);
+        var response = sequences.narrow(1, promptLength, l);
+        var tokenLogp = logp.gather(-1, response.unsqueeze(-1)).squeeze(-1);
+        var gathered = gatherIndices is null ? null : logp.gather(-1, gatherIndices);
+        Tensor? top = null;
+        if (topK > 0)
+            using (no_grad()) top = logp.topk(topK, dim: -1).indexes;
+        return new ScoreResult(
+            tokenLogp.MoveToOuterDisposeScope(),
+            gathered?.MoveToOuterDisposeScope(),
+            top?.MoveToOuterDisposeScope(),
+            returnFull ? logp.MoveToOuterDisposeScope() : null);
+    }
+
+    /// <summary>Scores the responses of a <see cref="GenerationResult"/>.</summary>
+    public static ScoreResult Score(Qwen2ForCausalLM model, GenerationResult generation,
+        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
+    {
+        using var scope = NewDisposeScope();
+        var result = Score(model, generation.Sequences(), generation.AttentionMask(), generation.PromptLength, temperature, gatherIndices, topK, returnFull);
+        result.MoveToOuterDisposeScope();
+        return result;
+    }
+}
+
+/// <summary>Output of <see cref="Scorer.Score(Qwen2ForCausalLM, Tensor, Tensor, long, double, Tensor?, int, bool)"/>; all [B,L,…].</summary>
+public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tensor? topKIndices, Tensor? fullLogProbs) : IDisposable
+{
+    /// <summary>[B,L] log-prob of each response token (model dtype). Positions past a row's stop token are meaningless; apply the response mask.</summary>
+    public Tensor LogProbs { get; } = logProbs;
+    /// <summary>[B,L,k] log-probs at the requested indices, or null.</summary>
+    public Tensor? GatheredLogProbs { get; } = gatheredLogProbs;
+    /// <summary>[B,L,k] int64 top-k token ids of this model, or null.</summary>
+    public Tensor? TopKIndices { get; } = topKIndices;
+    /// <summary>[B,L,V] full log-prob table, or null.</summary>
+    public Tensor? FullLogProbs { get; } = fullLogProbs;
+
+    internal void MoveToOuterDisposeScope()
+    {
+        LogProbs.MoveToOuterDisposeScope();
+        GatheredLogProbs?.MoveToOuterDisposeScope();
+        TopKIndices?.MoveToOuterDisposeScope();
+        FullLogProbs?.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        LogProbs.Dispose();
+        GatheredLogProbs?.Dispose();
+        TopKIndices?.Dispose();
+        FullLogProbs?.Dispose();
+    }
+}

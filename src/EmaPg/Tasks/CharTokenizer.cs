@@ -1,0 +1,54 @@
+namespace EmaPg.Tasks;
+
+/// <summary>
+/// One token per character of a fixed alphabet, after three specials: PAD = 0, BOS = 1, EOS = 2.
+/// PAD is 0 so zero-initialised id buffers are padding. A tiny vocabulary keeps the output layer
+/// negligible and makes full-vocabulary KL terms exact and cheap.
+/// </summary>
+public sealed class CharTokenizer : ITokenizer
+{
+    private readonly string _alphabet;
+    private readonly Dictionary<char, int> _ids;
+
+    public CharTokenizer(string alphabet)
+    {
+        if (alphabet.Length == 0 || alphabet.Distinct().Count() != alphabet.Length)
+            throw new ArgumentException("alphabet must be non-empty with distinct characters", nameof(alphabet));
+        _alphabet = alphabet;
+        _ids = alphabet.Select((c, i) => (c, i)).ToDictionary(t => t.c, t => t.i + SpecialCount);
+    }
+
+    private const int SpecialCount = 3;
+    public int VocabSize => _alphabet.Length + SpecialCount;
+    public int PadId => 0;
+    public int BosId => 1;
+    public int EosId => 2;
+    public string Alphabet => _alphabet;
+
+    public int[] Encode(string text)
+    {
+        var ids = new int[text.Length];
+        for (int i = 0; i < text.Length; i++)
+            ids[i] = _ids.TryGetValue(text[i], out var id) ? id : throw new ArgumentException($"character '{text[i]}' is not in the alphabet \"{_alphabet}\"", nameof(text));
+        return ids;
+    }
+
+    public string Decode(IEnumerable<int> ids)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var id in ids)
+        {
+            if (id is >= 0 and < SpecialCount) continue;
+            int k = id - SpecialCount;
+            sb.Append(k >= 0 && k < _alphabet.Length ? _alphabet[k] : '\uFFFD');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>The character of a non-special id, or null for specials and out-of-range ids.</summary>
+    public char? CharOf(int id)
+    {
+        int k = id - SpecialCount;
+        return k >= 0 && k < _alphabet.Length ? _alphabet[k] : null;
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using EmaPg.Model;
+using EmaPg.Optim;
+using EmaPg.Sampling;
+using EmaPg.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Training;
+
+/// <summary>Outcome of <see cref="ColdStart.Run"/>; the caller owns (and disposes) <see cref="Model"/>.</summary>
+public sealed record ColdStartResult(Qwen2ForCausalLM Model, string CheckpointPath, bool FromCache, double TrainSeconds, double FinalLoss);
+
+/// <summary>
+/// Supervised cold start: cross-entropy on reference solutions (response tokens only, EOS
+/// included), producing the base policy that RL starts from. The checkpoint is cached under a key
+/// that hashes everything that determines it, so every RL run with the same settings starts from
+/// the identical base model without paying for SFT again.
+/// </summary>
+public static class ColdStart
+{
+    /// <summary>Bumped whenever the training procedure changes in a way the configs do not capture.</summary>
+    private const string ProcedureVersion = "coldstart/v1";
+
+    public static string CacheKey(Qwen2Config model, ITask task, ColdStartConfig sft)
+    {
+        var text = string.Join("\n", ProcedureVersion, model.Validate().ToJson(), task.Fingerprint, sft.Validate().ToJson());
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+    }
+
+    /// <summary>
+    /// Returns the cached base model for these settings, or trains and caches it. With
+    /// <paramref name="cacheDir"/> null nothing is read or written. <paramref name="modelConfig"/>'s
+    /// vocabulary must match the task's tokenizer.
+    /// </summary>
+    public static ColdStartResult Run(Qwen2Config modelConfig, ITask task, ColdStartConfig sft, string? cacheDir = "runs/.cache",
+        Device? device = null, Action<string>? log = null)
+    {
+        if (modelConfig.VocabSize != task.Tokenizer.VocabSize)
+            throw new Common.UserError($"vocab_size {modelConfig.VocabSize} differs from the task tokenizer's {task.Tokenizer.VocabSize}.");
+        var key = CacheKey(modelConfig, task, sft);
+        string path = cacheDir is null ? "" : Path.Combine(cacheDir, $"coldstart-{key}.ckpt");
+        if (cacheDir is not null && File.Exists(path))
+        {
+            var cached = Checkpoint.Load(path, device);
+            var (_, meta) = Checkpoint.ReadHeader(path);
+            log?.Invoke($"cold start: reusing {path}");
+            return new ColdStartResult(cached, path, true, ParseOr(meta, "train_seconds"), ParseOr(meta, "final_loss"));
+        }
+
+        var model = new Qwen2ForCausalLM(modelConfig, device, ScalarType.Float32, seed: sft.Seed);
+        var (seconds, loss) = Train(model, task, sft, log);
+        if (cacheDir is not null)
+        {
+            Checkpoint.Save(path, model, new Dictionary<string, string>
+            {
+                ["kind"] = "coldstart",
+                ["key"] = key,
+                ["task"] = task.Fingerprint,
+                ["sft"] = sft.ToJson(),
+                ["train_seconds"] = seconds.ToString("R", CultureInfo.InvariantCulture),
+                ["final_loss"] = loss.ToString("R", CultureInfo.InvariantCulture),
+            });
+            log?.Invoke($"cold start: saved {path}");
+        }
+        return new ColdStartResult(model, path, false, seconds, loss);
+    }
+
+    /// <summary>Runs the SFT loop on <paramref name="model"/> in place; returns (seconds, mean loss of the last 10% of steps).</summary>
+    public static (double Seconds, double FinalLoss) Train(Qwen2ForCausalLM model, ITask task, ColdStartConfig sft, Action<string>? log = null)
+    {
+        sft.Validate();
+        var rng = new Random(sft.Seed);
+        var tok = task.Tokenizer;
+        using var opt = new AdamW(model.parameters(), sft.LearningRate, sft.Beta1, sft.Beta2, 1e-8, sft.WeightDecay);
+        model.train();
+        var sw = Stopwatch.StartNew();
+        int tail = Math.Max(1, sft.Steps / 10);
+        double tailSum = 0;
+        for (int step = 0; step < sft.Steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            opt.LearningRate = sft.LearningRate * (sft.WarmupSteps > 0 ? Math.Min(1.0, (step + 1.0) / sft.WarmupSteps) : 1.0);
+            var problems = Enumerable.Range(0, sft.BatchSize).Select(_ => task.SampleTrain(rng)).ToList();
+            var (pIds, pMask) = PromptBatch.LeftPad(problems.Select(task.EncodePrompt).ToList(), tok.PadId, model.Device);
+            var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PadId, model.Device);
+            var seq = cat([pIds, rIds], 1);
+            var attn = cat([pMask, ones_like(rIds)], 1);
+            using var score = Scorer.Score(model, seq, attn, pIds.shape[1]);
+            var mask = rMask.to_type(score.LogProbs.dtype);
+            var loss = -(score.LogProbs * mask).sum() / mask.sum();
+            opt.ZeroGrad();
+            loss.backward();
+            if (sft.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), sft.GradClip);
+            opt.Step();
+            double l = loss.to_type(ScalarType.Float64).item<double>();
+            if (step >= sft.Steps - tail) tailSum += l;
+            if (log is not null && (step % 50 == 0 || step == sft.Steps - 1))
+                log($"cold start: step {step + 1}/{sft.Steps} loss {l:F4} ({sw.Elapsed.TotalSeconds:F1}s)");
+        }
+        model.eval();
+        return (sw.Elapsed.TotalSeconds, sft.Steps == 0 ? double.NaN : tailSum / Math.Min(tail, sft.Steps));
+    }
+
+    private static double ParseOr(IReadOnlyDictionary<string, string> meta, string key) =>
+        meta.TryGetValue(key, out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
+}

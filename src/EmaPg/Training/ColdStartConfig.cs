@@ -1,0 +1,39 @@
+using System.Text.Json;
+using EmaPg.Common;
+
+namespace EmaPg.Training;
+
+/// <summary>
+/// Supervised cold start settings. The defaults are tuned to stop early on purpose: the resulting
+/// base policy solves a fraction of the arithmetic test split, leaving room (and reward signal) for RL.
+/// </summary>
+public sealed record ColdStartConfig
+{
+    public int Steps { get; init; } = 1500;
+    public int BatchSize { get; init; } = 64;
+    public double LearningRate { get; init; } = 3e-3;
+    /// <summary>Linear warm-up length; the rate is constant afterwards (the run is too short for a decay to matter).</summary>
+    public int WarmupSteps { get; init; } = 20;
+    public double WeightDecay { get; init; } = 0.0;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.98;
+    /// <summary>Global gradient-norm clip; 0 = off.</summary>
+    public double GradClip { get; init; } = 1.0;
+    /// <summary>Seeds the model init and the training problem stream.</summary>
+    public int Seed { get; init; } = 1;
+
+    public ColdStartConfig Validate()
+    {
+        Check.Range("sft steps", Steps, 0, 1_000_000);
+        Check.Range("sft batch size", BatchSize, 1, 1 << 16);
+        Check.Range("sft learning rate", LearningRate, 0.0, 10.0, minInclusive: false);
+        Check.Range("sft warmup steps", WarmupSteps, 0, 1_000_000);
+        Check.Range("sft weight decay", WeightDecay, 0.0, 10.0);
+        Check.Range("sft beta1", Beta1, 0.0, 1.0, maxInclusive: false);
+        Check.Range("sft beta2", Beta2, 0.0, 1.0, maxInclusive: false);
+        Check.Range("sft grad clip", GradClip, 0.0, double.PositiveInfinity);
+        return this;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this);
+}

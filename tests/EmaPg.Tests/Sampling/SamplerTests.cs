@@ -1,0 +1,113 @@
+using EmaPg.Sampling;
+using EmaPg.Tests.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Tests.Sampling;
+
+public class SamplerTests
+{
+    private static readonly int[][] Prompts = [[1, 3, 4], [1, 5, 6, 7, 8], [1], [1, 9, 9]];
+
+    private static SamplingOptions Options(double temperature = 1.0, int topK = 0) => new()
+    {
+        Temperature = temperature, MaxNewTokens = 12, StopTokens = [2], PadToken = 0, ReturnTopK = topK,
+    };
+
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(0.7)]
+    public void SamplingLogProbsEqualTeacherForcedLogProbs(double temperature)
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyModels.Float64();
+        using var gen = new Generator(42, CPU);
+        using var result = Sampler.Generate(model, Prompts, Options(temperature, topK: 3), gen);
+        using var score = Scorer.Score(model, result, temperature, gatherIndices: result.TopKIndices, topK: 3, returnFull: true);
+
+        var mask = result.ResponseMask;
+        var diff = ((score.LogProbs.to_type(ScalarType.Float32) - result.LogProbs) * mask).abs().max().item<float>();
+        Assert.True(diff < 1e-5, $"max diff {diff}");
+        // Same model → the teacher-forced top-k indices equal the sampling ones on real positions.
+        var same = score.TopKIndices!.eq(result.TopKIndices!).all(-1).logical_or(mask.eq(0));
+        Assert.True(same.all().item<bool>());
+        // Gathered log-probs at the top-k are the k largest values of the full table.
+        var expected = score.FullLogProbs!.topk(3, dim: -1).values;
+        var gdiff = ((score.GatheredLogProbs! - expected).abs() * mask.unsqueeze(-1)).max().item<double>();
+        Assert.True(gdiff < 1e-12, $"gathered diff {gdiff}");
+    }
+
+    [Fact]
+    public void ResponseMaskKeepsTheStopTokenAndZeroesTheRest()
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyModels.Float64();
+        using var gen = new Generator(7, CPU);
+        // Very peaked logits would make this flaky; with 13 tokens and 12 steps most rows stop.
+        using var result = Sampler.Generate(model, Enumerable.Repeat(new[] { 1, 3 }, 16).ToArray(), Options(), gen);
+        var ids = result.ResponseIds.data<long>().ToArray();
+        var mask = result.ResponseMask.data<float>().ToArray();
+        var lp = result.LogProbs.data<float>().ToArray();
+        int width = (int)result.ResponseLength;
+        Assert.Contains(true, result.Stopped);
+        for (int b = 0; b < 16; b++)
+        {
+            var toks = result.ResponseTokens[b];
+            if (result.Stopped[b]) Assert.Equal(2, toks[^1]);
+            Assert.DoesNotContain(2, toks.SkipLast(1));
+            for (int j = 0; j < width; j++)
+            {
+                Assert.Equal(j < toks.Length ? 1f : 0f, mask[b * width + j]);
+                if (j >= toks.Length) { Assert.Equal(0, ids[b * width + j]); Assert.Equal(0f, lp[b * width + j]); }
+                else { Assert.Equal(toks[j], ids[b * width + j]); Assert.True(lp[b * width + j] < 0); }
+            }
+        }
+    }
+
+    [Fact]
+    public void SameSeedSameSamplesDifferentSeedDifferentSamples()
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyModels.Float64();
+        Tensor Run(ulong seed)
+        {
+            using var gen = new Generator(seed, CPU);
+            using var r = Sampler.Generate(model, Prompts, Options(), gen);
+            return r.ResponseIds.clone();
+        }
+        var a = Run(1);
+        var b = Run(1);
+        var c = Run(2);
+        Assert.True(TinyModels.Same(a, b));
+        Assert.False(TinyModels.Same(a, c));
+    }
+
+    [Fact]
+    public void GreedyPicksTheArgmaxAndFiltersRestrictTheSupport()
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyModels.Float64();
+        using var greedy = Sampler.Generate(model, Prompts, Options() with { Greedy = true, ReturnTopK = 1 });
+        var top1 = greedy.TopKIndices!.squeeze(-1);
+        Assert.True(top1.eq(greedy.ResponseIds).logical_or(greedy.ResponseMask.eq(0)).all().item<bool>());
+
+        var logits = tensor(new double[] { 3.0, 2.0, 1.0, 0.0 }, [1, 4]);
+        var k2 = Sampler.SamplingLogProbs(logits, Options() with { FilterTopK = 2 }).exp();
+        Assert.Equal(new[] { 0.731, 0.269, 0, 0 }, k2.data<double>().ToArray().Select(v => Math.Round(v, 3)));
+        // p = 0.7: the top token has 0.644 < 0.7, so the second is kept too, the rest dropped.
+        var p = Sampler.SamplingLogProbs(logits, Options() with { FilterTopP = 0.7 }).exp();
+        Assert.Equal(new[] { 0.731, 0.269, 0, 0 }, p.data<double>().ToArray().Select(v => Math.Round(v, 3)));
+    }
+
+    [Fact]
+    public void ScorerGradientsFlowToParameters()
+    {
+        using var scope = NewDisposeScope();
+        using var model = TinyModels.Float64();
+        using var gen = new Generator(3, CPU);
+        using var result = Sampler.Generate(model, Prompts, Options(), gen);
+        using var score = Scorer.Score(model, result);
+        (score.LogProbs * result.ResponseMask.to_type(ScalarType.Float64)).sum().backward();
+        Assert.All(model.parameters(), p => Assert.NotNull(p.grad));
+    }
+}

@@ -1,0 +1,58 @@
+using EmaPg.Eval;
+using EmaPg.Model;
+using EmaPg.Tasks;
+using EmaPg.Training;
+using static TorchSharp.torch;
+
+namespace EmaPg.Tests.Training;
+
+public class ColdStartTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("emapg-sft-").FullName;
+    private static readonly ArithmeticTask Task = new(new ArithmeticTaskConfig { MaxDigits = 1, TestSize = 16 });
+
+    private static Qwen2Config Tiny => new()
+    {
+        VocabSize = Task.Tokenizer.VocabSize, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1,
+        NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 16,
+    };
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void TrainsLowersTheLossCachesAndReusesTheCheckpoint()
+    {
+        var sft = new ColdStartConfig { Steps = 60, BatchSize = 32, LearningRate = 1e-2, WarmupSteps = 5 };
+        var first = ColdStart.Run(Tiny, Task, sft, _dir);
+        Assert.False(first.FromCache);
+        Assert.True(File.Exists(first.CheckpointPath));
+        Assert.StartsWith("coldstart-" + ColdStart.CacheKey(Tiny, Task, sft), Path.GetFileName(first.CheckpointPath));
+        // Uniform guessing over 16 tokens costs ln 16 ≈ 2.77 nats per token; 60 steps must beat it clearly.
+        Assert.True(first.FinalLoss < 2.0, $"final loss {first.FinalLoss}");
+
+        var second = ColdStart.Run(Tiny, Task, sft, _dir);
+        Assert.True(second.FromCache);
+        Assert.Equal(first.FinalLoss, second.FinalLoss);
+        var a = first.Model.named_parameters().Select(p => p.parameter).ToList();
+        var b = second.Model.named_parameters().Select(p => p.parameter).ToList();
+        Assert.All(a.Zip(b), t => Assert.True(t.First.eq(t.Second).all().item<bool>()));
+
+        // Any change of settings is a different cache entry.
+        Assert.NotEqual(ColdStart.CacheKey(Tiny, Task, sft), ColdStart.CacheKey(Tiny, Task, sft with { Seed = 2 }));
+        Assert.NotEqual(ColdStart.CacheKey(Tiny, Task, sft), ColdStart.CacheKey(Tiny with { HiddenSize = 64 }, Task, sft));
+
+        var eval = Evaluator.Evaluate(second.Model, Task, new EvalOptions { SamplesPerProblem = 4, Ks = [1, 4] });
+        Assert.Equal(16, eval.CorrectCounts.Count);
+        Assert.InRange(eval.PassAtK[1], 0.0, 1.0);
+        Assert.True(eval.PassAtK[4] >= eval.PassAtK[1]);
+        Assert.True(eval.GeneratedTokens > 0);
+        // Same seed, same model → same evaluation.
+        Assert.Equal(eval.CorrectCounts, Evaluator.Evaluate(second.Model, Task, new EvalOptions { SamplesPerProblem = 4, Ks = [1, 4] }).CorrectCounts);
+        first.Model.Dispose();
+        second.Model.Dispose();
+    }
+
+    [Fact]
+    public void VocabularyMismatchIsAUserError() =>
+        Assert.Throws<EmaPg.Common.UserError>(() => ColdStart.Run(Tiny with { VocabSize = 99 }, Task, new ColdStartConfig(), null));
+}
