@@ -7,6 +7,9 @@ public static class CommandCatalog
 {
     public static IEnumerable<Command> All()
     {
+        yield return TrainCommand.Create();
+        yield return EvalCommand.Create();
+        yield return CompareCommand.Create();
         yield return AuditCommand.Create();
         yield return BenchCommand.Create();
     }

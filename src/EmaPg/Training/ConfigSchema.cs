@@ -58,6 +58,24 @@ public static class ConfigSchema
         Choice("device", "run", "tensor device", () => ["cpu", "cuda"], c => c.Device, (c, v) => c with { Device = v }),
         Int("threads", "run", "intra-op CPU threads, 0 = TorchSharp's default", 0, 256, c => c.Threads, (c, v) => c with { Threads = v }),
 
+        Int("task_min_digits", "task", "fewest digits of an operand", 1, 9, c => c.TaskMinDigits, (c, v) => c with { TaskMinDigits = v }),
+        Int("task_max_digits", "task", "most digits of an operand", 1, 9, c => c.TaskMaxDigits, (c, v) => c with { TaskMaxDigits = v }),
+        new ConfigKey("task_operators", "task", "operators drawn for problems, a subset of + -", c => c.TaskOperators, (c, v) =>
+        {
+            var ops = v.Trim();
+            if (ops.Length == 0 || ops.Any(ch => "+-".IndexOf(ch) < 0) || ops.Distinct().Count() != ops.Length)
+                throw new UserError($"task_operators must be a non-empty set of distinct characters from '+-', got '{v}'.");
+            return c with { TaskOperators = ops };
+        }),
+        Int("hidden_size", "model", "transformer width", 8, 8192, c => c.HiddenSize, (c, v) => c with { HiddenSize = v }),
+        Int("intermediate_size", "model", "SwiGLU MLP width", 8, 32768, c => c.IntermediateSize, (c, v) => c with { IntermediateSize = v }),
+        Int("num_layers", "model", "decoder layers", 1, 128, c => c.NumLayers, (c, v) => c with { NumLayers = v }),
+        Int("num_heads", "model", "attention heads (must divide hidden_size)", 1, 256, c => c.NumHeads, (c, v) => c with { NumHeads = v }),
+        Int("num_kv_heads", "model", "key/value heads of grouped-query attention (must divide num_heads)", 1, 256, c => c.NumKvHeads, (c, v) => c with { NumKvHeads = v }),
+        Int("sft_steps", "cold start", "supervised cold-start steps (cached by settings)", 0, 1_000_000, c => c.SftSteps, (c, v) => c with { SftSteps = v }),
+        Int("sft_batch", "cold start", "cold-start batch size", 1, 65536, c => c.SftBatch, (c, v) => c with { SftBatch = v }),
+        Real("sft_learning_rate", "cold start", "cold-start peak learning rate", 0, 1, c => c.SftLearningRate, (c, v) => c with { SftLearningRate = v }, minOpen: true),
+
         Int("prompts_per_iteration", "rollout", "prompts sampled per iteration", 1, 4096, c => c.PromptsPerIteration, (c, v) => c with { PromptsPerIteration = v }),
         Int("group_size", "rollout", "responses per prompt N (group advantages need N ≥ 2)", 2, 1024, c => c.GroupSize, (c, v) => c with { GroupSize = v }),
         Real("temperature", "rollout", "sampling temperature", 0, 10, c => c.Temperature, (c, v) => c with { Temperature = v }, minOpen: true),
@@ -101,6 +119,9 @@ public static class ConfigSchema
     {
         if (c.PassK > c.EvalSamples) throw new UserError($"pass_k must be ≤ eval_samples ({c.EvalSamples}), got {c.PassK}.");
         if (c.IsClipMax < c.IsClipMin) throw new UserError($"is_clip_max must be ≥ is_clip_min ({c.IsClipMin}), got {c.IsClipMax}.");
+        if (c.TaskMinDigits > c.TaskMaxDigits) throw new UserError($"task_max_digits must be ≥ task_min_digits ({c.TaskMinDigits}), got {c.TaskMaxDigits}.");
+        if (c.HiddenSize % c.NumHeads != 0) throw new UserError($"num_heads must divide hidden_size ({c.HiddenSize}), got {c.NumHeads}.");
+        if (c.NumHeads % c.NumKvHeads != 0) throw new UserError($"num_kv_heads must divide num_heads ({c.NumHeads}), got {c.NumKvHeads}.");
         int rollouts = c.PromptsPerIteration * c.GroupSize;
         if (c.Minibatches > rollouts) throw new UserError($"minibatches must be ≤ prompts_per_iteration × group_size ({rollouts}), got {c.Minibatches}.");
         return c;

@@ -13,6 +13,19 @@ public sealed record TrainConfig
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; } = 0;
 
+    // Task, policy model and supervised cold start
+    public int TaskMinDigits { get; init; } = 1;
+    public int TaskMaxDigits { get; init; } = 3;
+    public string TaskOperators { get; init; } = "+-";
+    public int HiddenSize { get; init; } = 128;
+    public int IntermediateSize { get; init; } = 384;
+    public int NumLayers { get; init; } = 3;
+    public int NumHeads { get; init; } = 4;
+    public int NumKvHeads { get; init; } = 2;
+    public int SftSteps { get; init; } = 300;
+    public int SftBatch { get; init; } = 64;
+    public double SftLearningRate { get; init; } = 3e-3;
+
     // Rollout (Alg. 3 lines 3–5)
     public int PromptsPerIteration { get; init; } = 16;
     public int GroupSize { get; init; } = 8;

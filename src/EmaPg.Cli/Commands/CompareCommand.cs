@@ -1,0 +1,67 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using EmaPg.Common;
+using EmaPg.Training;
+using Spectre.Console;
+
+namespace EmaPg.Cli.Commands;
+
+/// <summary>`emapg compare`: several presets × seeds, then mean ± spread of test accuracy in one plot.</summary>
+public static class CompareCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("compare", "Train several presets over several seeds and plot test accuracy (mean, min–max) against iterations and wall-clock.");
+        var presets = new Option<string>("--presets") { Description = "Comma-separated presets", DefaultValueFactory = _ => string.Join(",", ConfigSchema.Presets) };
+        var seeds = new Option<int>("--seeds") { Description = "Seeds per preset, 1..100 (seeds 0..n−1)", DefaultValueFactory = _ => 3 };
+        var output = new Option<string>("--out") { Description = "Directory for the runs, compare.csv and compare.png", DefaultValueFactory = _ => "runs/compare" };
+        var iterations = new Option<int?>("--iterations") { Description = "Override iterations for every run" };
+        cmd.Options.Add(presets);
+        cmd.Options.Add(seeds);
+        cmd.Options.Add(output);
+        cmd.Options.Add(iterations);
+        cmd.SetAction(pr =>
+        {
+            var list = pr.GetValue(presets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            foreach (var p in list) Check.OneOf("--presets", p, ConfigSchema.Presets);
+            int n = Check.Range("--seeds", pr.GetValue(seeds), 1, 100);
+            var outDir = pr.GetValue(output)!;
+            var it = pr.GetValue(iterations);
+            if (it is not null) Check.Range("--iterations", it.Value, 1, 1_000_000);
+            var curves = new List<Comparison.Curve>();
+            double basePass1 = double.NaN;
+            var rows = new List<(string Preset, double Mean, double Min, double Max, double Wall)>();
+            foreach (var preset in list)
+            {
+                var dirs = new List<string>();
+                for (int s = 0; s < n; s++)
+                {
+                    var overrides = new List<(string, string)> { ("seed", s.ToString(CultureInfo.InvariantCulture)) };
+                    if (it is not null) overrides.Add(("iterations", it.Value.ToString(CultureInfo.InvariantCulture)));
+                    var c = ConfigFile.Resolve(preset, null, overrides);
+                    var dir = Path.Combine(outDir, $"{preset}-s{s}");
+                    dirs.Add(dir);
+                    var summaryPath = Path.Combine(dir, TrainRun.SummaryName);
+                    if (File.Exists(summaryPath)) { AnsiConsole.MarkupLine($"[grey]{dir}: done, reusing[/]"); continue; }
+                    TrainCommand.Run(c, dir, resume: File.Exists(Path.Combine(dir, TrainRun.CheckpointName)));
+                }
+                var summaries = dirs.Select(d => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(Path.Combine(d, TrainRun.SummaryName)))!).ToList();
+                basePass1 = summaries[0]["base_pass1"].GetDouble();
+                var finals = summaries.Select(s => s["final_pass1"].GetDouble()).ToList();
+                rows.Add((preset, finals.Average(), finals.Min(), finals.Max(), summaries.Average(s => s["wall_seconds"].GetDouble())));
+                curves.Add(Comparison.Aggregate(preset, dirs));
+            }
+            Directory.CreateDirectory(outDir);
+            Comparison.WriteCsv(curves, Path.Combine(outDir, "compare.csv"));
+            Comparison.Plot(curves, Path.Combine(outDir, "compare.png"), basePass1);
+            var t = new Table().Border(TableBorder.Rounded).Title($"final test pass@1 over {n} seed(s); base policy {basePass1:P1}")
+                .AddColumns("preset", "mean", "min", "max", "mean RL seconds");
+            foreach (var r in rows) t.AddRow(r.Preset, r.Mean.ToString("P1", CultureInfo.InvariantCulture), r.Min.ToString("P1", CultureInfo.InvariantCulture), r.Max.ToString("P1", CultureInfo.InvariantCulture), r.Wall.ToString("F0", CultureInfo.InvariantCulture));
+            AnsiConsole.Write(t);
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(outDir)}/compare.png, compare.csv[/]");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,80 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ScottPlot;
+
+namespace EmaPg.Training;
+
+/// <summary>Mean and spread of a metric across seeds, per preset: the paper's headline comparison at small scale.</summary>
+public static class Comparison
+{
+    public sealed record Curve(string Preset, double[] Iteration, double[] WallSeconds, double[] Mean, double[] Min, double[] Max, int Seeds);
+
+    /// <summary>Reads runDirs' metrics.jsonl and aggregates <paramref name="key"/> over the iterations every seed evaluated.</summary>
+    public static Curve Aggregate(string preset, IReadOnlyList<string> runDirs, string key = "test_pass1")
+    {
+        var perSeed = runDirs.Select(d => File.ReadAllLines(Path.Combine(d, "metrics.jsonl"))
+            .Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Dictionary<string, double?>>(l)!).ToList()).ToList();
+        var its = perSeed.Select(rows => rows.Where(r => r.GetValueOrDefault(key) is not null).Select(r => r["iteration"]!.Value).ToHashSet())
+            .Aggregate((a, b) => { a.IntersectWith(b); return a; }).OrderBy(x => x).ToArray();
+        double[] Values(List<Dictionary<string, double?>> rows) => its.Select(i => rows.First(r => r["iteration"] == i)[key]!.Value).ToArray();
+        double[] Wall(List<Dictionary<string, double?>> rows) => its.Select(i => rows.Where(r => r["iteration"] <= i).Sum(r => r.GetValueOrDefault("iteration_seconds") ?? 0)).ToArray();
+        var vals = perSeed.Select(Values).ToList();
+        var walls = perSeed.Select(Wall).ToList();
+        int n = its.Length;
+        return new Curve(preset, its,
+            Enumerable.Range(0, n).Select(j => walls.Average(w => w[j])).ToArray(),
+            Enumerable.Range(0, n).Select(j => vals.Average(v => v[j])).ToArray(),
+            Enumerable.Range(0, n).Select(j => vals.Min(v => v[j])).ToArray(),
+            Enumerable.Range(0, n).Select(j => vals.Max(v => v[j])).ToArray(), runDirs.Count);
+    }
+
+    public static void WriteCsv(IEnumerable<Curve> curves, string path)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder("preset,iteration,wall_seconds,mean,min,max,seeds\n");
+        foreach (var c in curves)
+            for (int j = 0; j < c.Iteration.Length; j++)
+                sb.Append(string.Join(",", c.Preset, c.Iteration[j].ToString(inv), c.WallSeconds[j].ToString("F1", inv), c.Mean[j].ToString("F4", inv),
+                    c.Min[j].ToString("F4", inv), c.Max[j].ToString("F4", inv), c.Seeds.ToString(inv))).Append('\n');
+        File.WriteAllText(path, sb.ToString());
+    }
+
+    /// <summary>Two panels, test pass@1 against iterations and against wall-clock; line = mean, band = min–max over seeds.</summary>
+    public static void Plot(IReadOnlyList<Curve> curves, string path, double basePass1)
+    {
+        var multi = new Multiplot();
+        multi.AddPlots(2);
+        var palette = new ScottPlot.Palettes.Category10();
+        for (int panel = 0; panel < 2; panel++)
+        {
+            var plot = multi.GetPlot(panel);
+            for (int i = 0; i < curves.Count; i++)
+            {
+                var c = curves[i];
+                var x = panel == 0 ? c.Iteration : c.WallSeconds;
+                var color = palette.GetColor(i);
+                var band = plot.Add.FillY(x, c.Min, c.Max);
+                band.FillColor = color.WithAlpha(0.2);
+                band.LineWidth = 0;
+                var line = plot.Add.Scatter(x, c.Mean);
+                line.Color = color;
+                line.LineWidth = 2;
+                line.LegendText = panel == 0 ? $"{c.Preset} (n={c.Seeds})" : "";
+            }
+            if (double.IsFinite(basePass1))
+            {
+                var h = plot.Add.HorizontalLine(basePass1);
+                h.LinePattern = LinePattern.Dashed;
+                h.Color = Colors.Gray;
+                h.LegendText = panel == 0 ? "base policy" : "";
+            }
+            plot.XLabel(panel == 0 ? "iteration" : "wall-clock seconds of RL");
+            plot.YLabel("test pass@1");
+            plot.Title(panel == 0 ? "test accuracy vs iterations (mean, min–max over seeds)" : "test accuracy vs wall-clock");
+            if (panel == 0) plot.ShowLegend(Alignment.LowerRight);
+        }
+        multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
+        multi.SavePng(path, 1400, 550);
+    }
+}
