@@ -40,8 +40,12 @@ public sealed class AdamW : IDisposable
     public double Beta2 { get; }
     public double Eps { get; }
     public double WeightDecay { get; }
-    /// <summary>Steps taken so far (t of the bias correction).</summary>
-    public long StepCount { get; private set; }
+    /// <summary>Steps taken so far (t of the bias correction); set when restoring a checkpoint.</summary>
+    public long StepCount { get; set; }
+
+    /// <summary>The moment estimates by name (m.i, v.i), for checkpoints; restored in place.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> StateTensors() =>
+        _m.Select((t, i) => ($"m.{i}", t)).Concat(_v.Select((t, i) => ($"v.{i}", t)));
     public IReadOnlyList<Parameter> Parameters => _params;
 
     public void Step()

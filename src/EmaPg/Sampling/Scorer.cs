@@ -33,14 +33,19 @@ public static class Scorer
         var response = sequences.narrow(1, promptLength, l);
         var tokenLogp = logp.gather(-1, response.unsqueeze(-1)).squeeze(-1);
         var gathered = gatherIndices is null ? null : logp.gather(-1, gatherIndices);
-        Tensor? top = null;
+        Tensor? top = null, topValues = null;
         if (topK > 0)
+        {
+            // The indices are data; their log-probs keep the graph so a caller can differentiate them.
             using (no_grad()) top = logp.topk(topK, dim: -1).indexes;
+            topValues = logp.gather(-1, top);
+        }
         return new ScoreResult(
             tokenLogp.MoveToOuterDisposeScope(),
             gathered?.MoveToOuterDisposeScope(),
             top?.MoveToOuterDisposeScope(),
-            returnFull ? logp.MoveToOuterDisposeScope() : null);
+            returnFull ? logp.MoveToOuterDisposeScope() : null,
+            topValues?.MoveToOuterDisposeScope());
     }
 
     /// <summary>Scores the responses of a <see cref="GenerationResult"/>.</summary>
@@ -55,7 +60,7 @@ public static class Scorer
 }
 
 /// <summary>Output of <see cref="Scorer.Score(Qwen2ForCausalLM, Tensor, Tensor, long, double, Tensor?, int, bool)"/>; all [B,L,…].</summary>
-public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tensor? topKIndices, Tensor? fullLogProbs) : IDisposable
+public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tensor? topKIndices, Tensor? fullLogProbs, Tensor? topKLogProbs = null) : IDisposable
 {
     /// <summary>[B,L] log-prob of each response token (model dtype). Positions past a row's stop token are meaningless; apply the response mask.</summary>
     public Tensor LogProbs { get; } = logProbs;
@@ -65,6 +70,8 @@ public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tenso
     public Tensor? TopKIndices { get; } = topKIndices;
     /// <summary>[B,L,V] full log-prob table, or null.</summary>
     public Tensor? FullLogProbs { get; } = fullLogProbs;
+    /// <summary>[B,L,k] log-probs at <see cref="TopKIndices"/>, or null.</summary>
+    public Tensor? TopKLogProbs { get; } = topKLogProbs;
 
     internal void MoveToOuterDisposeScope()
     {
@@ -72,6 +79,7 @@ public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tenso
         GatheredLogProbs?.MoveToOuterDisposeScope();
         TopKIndices?.MoveToOuterDisposeScope();
         FullLogProbs?.MoveToOuterDisposeScope();
+        TopKLogProbs?.MoveToOuterDisposeScope();
     }
 
     public void Dispose()
@@ -80,5 +88,6 @@ public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tenso
         GatheredLogProbs?.Dispose();
         TopKIndices?.Dispose();
         FullLogProbs?.Dispose();
+        TopKLogProbs?.Dispose();
     }
 }

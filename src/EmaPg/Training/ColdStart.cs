@@ -39,8 +39,9 @@ public static class ColdStart
     public static ColdStartResult Run(Qwen2Config modelConfig, ITask task, ColdStartConfig sft, string? cacheDir = "runs/.cache",
         Device? device = null, Action<string>? log = null)
     {
-        if (modelConfig.VocabSize != task.Tokenizer.VocabSize)
-            throw new Common.UserError($"vocab_size {modelConfig.VocabSize} differs from the task tokenizer's {task.Tokenizer.VocabSize}.");
+        // A padded vocabulary (ids the tokenizer never produces) is allowed, as in real LLMs.
+        if (modelConfig.VocabSize < task.Tokenizer.VocabSize)
+            throw new Common.UserError($"vocab_size must be ≥ the task tokenizer's {task.Tokenizer.VocabSize}, got {modelConfig.VocabSize}.");
         var key = CacheKey(modelConfig, task, sft);
         string path = cacheDir is null ? "" : Path.Combine(cacheDir, $"coldstart-{key}.ckpt");
         if (cacheDir is not null && File.Exists(path))

@@ -67,6 +67,7 @@ public static class ConfigSchema
                 throw new UserError($"task_operators must be a non-empty set of distinct characters from '+-', got '{v}'.");
             return c with { TaskOperators = ops };
         }),
+        Int("vocab_size", "model", "model vocabulary, padded beyond the task's 16 character tokens (like LLM vocabularies) so Top-k with k = 32 has a tail", 16, 1 << 20, c => c.VocabSize, (c, v) => c with { VocabSize = v }),
         Int("hidden_size", "model", "transformer width", 8, 8192, c => c.HiddenSize, (c, v) => c with { HiddenSize = v }),
         Int("intermediate_size", "model", "SwiGLU MLP width", 8, 32768, c => c.IntermediateSize, (c, v) => c with { IntermediateSize = v }),
         Int("num_layers", "model", "decoder layers", 1, 128, c => c.NumLayers, (c, v) => c with { NumLayers = v }),

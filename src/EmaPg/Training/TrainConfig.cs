@@ -15,14 +15,15 @@ public sealed record TrainConfig
 
     // Task, policy model and supervised cold start
     public int TaskMinDigits { get; init; } = 1;
-    public int TaskMaxDigits { get; init; } = 3;
+    public int TaskMaxDigits { get; init; } = 2;
     public string TaskOperators { get; init; } = "+-";
+    public int VocabSize { get; init; } = 64;
     public int HiddenSize { get; init; } = 128;
     public int IntermediateSize { get; init; } = 384;
     public int NumLayers { get; init; } = 3;
     public int NumHeads { get; init; } = 4;
     public int NumKvHeads { get; init; } = 2;
-    public int SftSteps { get; init; } = 300;
+    public int SftSteps { get; init; } = 1500;
     public int SftBatch { get; init; } = 64;
     public double SftLearningRate { get; init; } = 3e-3;
 

@@ -22,7 +22,7 @@ public static class TrainRun
 
     public static Qwen2Config MakeModelConfig(TrainConfig c, ITask task) => new Qwen2Config
     {
-        VocabSize = task.Tokenizer.VocabSize, HiddenSize = c.HiddenSize, IntermediateSize = c.IntermediateSize,
+        VocabSize = Math.Max(c.VocabSize, task.Tokenizer.VocabSize), HiddenSize = c.HiddenSize, IntermediateSize = c.IntermediateSize,
         NumHiddenLayers = c.NumLayers, NumAttentionHeads = c.NumHeads, NumKeyValueHeads = c.NumKvHeads,
         MaxPositionEmbeddings = Math.Max(128, 4 * (task.MaxResponseTokens + 16)),
     }.Validate();

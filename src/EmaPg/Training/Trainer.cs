@@ -110,7 +110,7 @@ public sealed class Trainer : IDisposable
         {
             Temperature = _c.Temperature, MaxNewTokens = _c.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
             ReturnTopK = reverseTopk ? k : 0,
-        }, new Generator(Mix(_c.Seed, t, 2)));
+        }, new Generator((ulong)Mix(_c.Seed, t, 2)));
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;

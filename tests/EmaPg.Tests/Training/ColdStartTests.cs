@@ -53,6 +53,7 @@ public class ColdStartTests : IDisposable
     }
 
     [Fact]
-    public void VocabularyMismatchIsAUserError() =>
-        Assert.Throws<EmaPg.Common.UserError>(() => ColdStart.Run(Tiny with { VocabSize = 99 }, Task, new ColdStartConfig(), null));
+    public void VocabularySmallerThanTokenizerIsAUserError() =>
+        // Padding the embedding past the tokenizer is allowed (unused rows); fewer rows than tokens is not.
+        Assert.Throws<EmaPg.Common.UserError>(() => ColdStart.Run(Tiny with { VocabSize = Task.Tokenizer.VocabSize - 1 }, Task, new ColdStartConfig(), null));
 }
