@@ -1,3 +1,4 @@
+using EmaPg.Stability;
 using System.CommandLine;
 using EmaPg.Common;
 using EmaPg.Studies;

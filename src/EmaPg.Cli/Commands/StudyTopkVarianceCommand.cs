@@ -48,10 +48,20 @@ public static class StudyTopkVarianceCommand
             string dir = pr.GetValue(outDir)!;
             var c = config;
             AnsiConsole.MarkupLine($"[bold]Top-k variance study[/] |V| = {c.Vocab}, m ∈ {{{string.Join(", ", c.Masses)}}}, k ∈ {{{string.Join(", ", c.Ks)}}}, B ∈ {{{c.Batches.Min()}…{c.Batches.Max()}}} ({c.Batches.Count} values), {c.Tasks} tasks, seed {c.Seed}");
-            AnsiConsole.MarkupLine($"[grey]Monte Carlo: repetitions per (task, cell) double from {c.MinReps} until the RMSE's relative standard error ≤ {c.McRelativeError} (cap {c.MaxReps}).[/]");
+            AnsiConsole.MarkupLine($"[grey]Monte Carlo: repetitions per (task, cell) double from {c.MinReps} until the task's RMSE has relative standard error ≤ {c.TaskRelativeError:0.###} = {c.McRelativeError} × √{c.Tasks}, so each task-averaged rel_rmse has ≤ {c.McRelativeError} (cap {c.MaxReps}).[/]");
             TopkVarianceResult? result = null;
             if (Console.IsOutputRedirected)
-                result = TopkVarianceStudy.Run(c);
+            {
+                // No live bar when redirected: a line per 5% instead.
+                long lastPct = -1;
+                result = TopkVarianceStudy.Run(c, new SyncProgress<StudyProgress>(p =>
+                {
+                    long pct = p.Total == 0 ? 100 : 100 * p.Done / p.Total / 5 * 5;
+                    if (pct == lastPct) return;
+                    lastPct = pct;
+                    Console.WriteLine($"[{pct,3}%] {p.Description}");
+                }));
+            }
             else
                 AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
                     .Start(ctx =>

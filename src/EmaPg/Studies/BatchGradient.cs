@@ -103,5 +103,5 @@ public static class BatchGradient
     }
 
     /// <summary>Cumulative probabilities of π in float64, [V], for <see cref="Draw"/>.</summary>
-    public static Tensor Cdf(SyntheticTask task) => task.PolicyLogits.to_type(ScalarType.Float64).softmax(0).cumsum(0);
+    public static Tensor Cdf(SyntheticTask task) => task.PolicyLogits.to_type(ScalarType.Float64).softmax(0).cumsum(dim: 0);
 }

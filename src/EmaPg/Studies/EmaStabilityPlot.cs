@@ -1,3 +1,4 @@
+using EmaPg.Stability;
 using ScottPlot;
 
 namespace EmaPg.Studies;

@@ -1,3 +1,4 @@
+using EmaPg.Stability;
 using System.Globalization;
 using System.Text;
 

@@ -1,3 +1,4 @@
+using EmaPg.Divergences;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,10 +21,17 @@ public sealed record TopkVarianceConfig
     public double McRelativeError { get; init; } = 0.05;
     public double TaskRelativeError => McRelativeError * Math.Sqrt(Tasks);
     public int MinReps { get; init; } = 8;
+    /// <summary>Expected number of tail tokens (draws outside q) a Top-k cell must see before its spread is trusted.</summary>
+    public double MinTailDraws { get; init; } = 20;
     public int MaxReps { get; init; } = 4096;
     /// <summary>Cap on the elements of one forward/backward ([R, V] leaf, [rows, k] gathers); bounds memory.</summary>
     public long ChunkElements { get; init; } = 1 << 22;
     public IReadOnlyList<VarianceEstimator> Estimators { get; init; } = VarianceEstimator.All;
+    /// <summary>
+    /// Estimator options. The log-ratio clamp is lifted to its maximum (700) so that no clamping bias enters the
+    /// comparison with the exact gradient (on-policy s = 1, so nothing is exponentiated that could overflow).
+    /// </summary>
+    public EstimatorOptions Options { get; init; } = new() { LogRatioClamp = 700 };
     public string DeviceName { get; init; } = "cpu";
     public ScalarType DType { get; init; } = ScalarType.Float32;
 

@@ -78,17 +78,33 @@ public static class TopkVarianceStudy
         var mc = new MonteCarloRmse();
         // A deterministic estimator (no sampled term) needs only enough repetitions to show a zero spread.
         int want = e.Sampled ? c.MinReps : 2;
+        // Rare-event guard: the Top-k tail term fires only when a draw lands outside q (probability 1 − M_q), and
+        // its rare, large contributions dominate the error. A few repetitions that all miss the tail would show
+        // no spread and stop early with a far too small RMSE, so first draw enough batches to expect
+        // MinTailDraws tail tokens in total.
+        if (e.Sampled && q is not null && q.shape[0] > 0)
+        {
+            double tail = TailMass(task, q);
+            if (tail > 0) want = (int)Math.Min(c.MaxReps, Math.Max(want, Math.Ceiling(c.MinTailDraws / (batch * tail))));
+        }
         double target = c.TaskRelativeError;
         while (true)
         {
             while (mc.Count < want)
             {
                 int chunk = Math.Min(want - mc.Count, ChunkReps(task.Vocab, batch, q is null ? 0 : (int)q.shape[0], c.ChunkElements));
-                mc.Add(BatchGradient.SquaredErrors(task, e, q, batch, chunk, gTrue, cdf, gen));
+                mc.Add(BatchGradient.SquaredErrors(task, e, q, batch, chunk, gTrue, cdf, gen, c.Options));
             }
             if (mc.RelativeStandardError <= target || mc.Count >= c.MaxReps) return mc;
             want = Math.Min(c.MaxReps, 2 * mc.Count);
         }
+    }
+
+    /// <summary>1 − M_q: the probability that a draw from π falls outside the index set q.</summary>
+    public static double TailMass(SyntheticTask task, Tensor q)
+    {
+        using var _ = NewDisposeScope();
+        return Math.Max(0, 1 - task.PolicyLogits.to_type(ScalarType.Float64).softmax(0).index_select(0, q).sum().item<double>());
     }
 
     /// <summary>Repetitions per forward/backward so that the [R, V] leaf and the [rows, k] gathers stay under the cap.</summary>

@@ -1,3 +1,4 @@
+using EmaPg.Stability;
 namespace EmaPg.Studies;
 
 /// <summary>What a simulated trajectory shows, measured on the trajectory alone (no formula of the lemma).</summary>

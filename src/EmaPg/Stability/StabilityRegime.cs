@@ -1,4 +1,4 @@
-namespace EmaPg.Studies;
+namespace EmaPg.Stability;
 
 /// <summary>The three regimes of the EMA lag dynamics (Lemma 4.2, eq. 9).</summary>
 public enum StabilityRegime
