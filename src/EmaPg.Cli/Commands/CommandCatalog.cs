@@ -12,5 +12,6 @@ public static class CommandCatalog
         yield return CompareCommand.Create();
         yield return AuditCommand.Create();
         yield return BenchCommand.Create();
+        yield return StudyCommand.Create();
     }
 }
