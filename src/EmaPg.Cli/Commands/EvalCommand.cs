@@ -18,7 +18,9 @@ public static class EvalCommand
         var samples = new Option<int>("--samples") { Description = "Samples per problem n, 1..1024", DefaultValueFactory = _ => 8 };
         var ks = new Option<string>("--k") { Description = "Comma-separated k values, each in [1, n]", DefaultValueFactory = _ => "1,4,8" };
         var problems = new Option<int>("--problems") { Description = "Test problems (0 = the whole split)", DefaultValueFactory = _ => 0 };
+        var temperature = new Option<double>("--temperature") { Description = "Sampling temperature in (0, 10]; 1 samples the policy itself, small values approach greedy decoding", DefaultValueFactory = _ => 1.0 };
         cmd.Arguments.Add(dir);
+        cmd.Options.Add(temperature);
         cmd.Options.Add(samples);
         cmd.Options.Add(ks);
         cmd.Options.Add(problems);
@@ -29,14 +31,15 @@ public static class EvalCommand
             var kList = pr.GetValue(ks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s =>
                 int.TryParse(s, CultureInfo.InvariantCulture, out var k) ? Check.Range("--k", k, 1, n) : throw new UserError($"--k must be a comma-separated list of integers in [1, {n}], got '{s}'.")).Distinct().OrderBy(k => k).ToList();
             int maxProblems = Check.Range("--problems", pr.GetValue(problems), 0, 1_000_000);
+            double temp = Check.Range("--temperature", pr.GetValue(temperature), 0.0, 10.0, minInclusive: false);
             var c = TrainRun.LoadRunConfig(runDir);
             var task = TrainRun.MakeTask(c);
             using var model = new Qwen2ForCausalLM(TrainRun.MakeModelConfig(c, task), TrainRun.MakeDevice(c));
             var ckpt = Path.Combine(runDir, TrainRun.CheckpointName);
             var into = model.named_parameters().ToDictionary(p => "policy/" + p.name, p => (TorchSharp.torch.Tensor)p.parameter);
             var state = TrainerCheckpoint.Load(ckpt, into, requireAll: false);
-            var res = Evaluator.Evaluate(model, task, new EvalOptions { SamplesPerProblem = n, Ks = kList, MaxProblems = maxProblems, Seed = 777 });
-            var t = new Table().Border(TableBorder.Rounded).Title($"{runDir} after iteration {state.Iteration}: {res.CorrectCounts.Count} test problems × {n} samples").AddColumns("metric", "value");
+            var res = Evaluator.Evaluate(model, task, new EvalOptions { SamplesPerProblem = n, Ks = kList, MaxProblems = maxProblems, Seed = 777, Temperature = temp });
+            var t = new Table().Border(TableBorder.Rounded).Title($"{runDir} after iteration {state.Iteration}: {res.CorrectCounts.Count} test problems × {n} samples, T = {temp.ToString(CultureInfo.InvariantCulture)}").AddColumns("metric", "value");
             foreach (var k in kList) t.AddRow($"pass@{k}", res.PassAtK[k].ToString("P2", CultureInfo.InvariantCulture));
             t.AddRow("mean reward", res.MeanReward.ToString("F4", CultureInfo.InvariantCulture));
             t.AddRow("sampling tokens/s", res.TokensPerSecond.ToString("F0", CultureInfo.InvariantCulture));

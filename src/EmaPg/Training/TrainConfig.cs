@@ -9,7 +9,7 @@ public sealed record TrainConfig
     // Run
     public string Preset { get; init; } = "ema-pg-reverse";
     public int Seed { get; init; } = 0;
-    public int Iterations { get; init; } = 60;
+    public int Iterations { get; init; } = 600;
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; } = 0;
 
@@ -23,19 +23,19 @@ public sealed record TrainConfig
     public int NumLayers { get; init; } = 3;
     public int NumHeads { get; init; } = 4;
     public int NumKvHeads { get; init; } = 2;
-    public int SftSteps { get; init; } = 1500;
+    public int SftSteps { get; init; } = 800;
     public int SftBatch { get; init; } = 64;
-    public double SftLearningRate { get; init; } = 3e-3;
+    public double SftLearningRate { get; init; } = 1e-3;
 
     // Rollout (Alg. 3 lines 3–5)
-    public int PromptsPerIteration { get; init; } = 16;
+    public int PromptsPerIteration { get; init; } = 64;
     public int GroupSize { get; init; } = 8;
     public double Temperature { get; init; } = 1.0;
     public int MaxNewTokens { get; init; } = 8;
 
     // Policy-gradient objective (App. A)
     public int InnerUpdates { get; init; } = 1;
-    public int Minibatches { get; init; } = 2;
+    public int Minibatches { get; init; } = 1;
     public double ClipEpsLow { get; init; } = 0.2;
     public double ClipEpsHigh { get; init; } = 0.28;
     public string AdvantageNorm { get; init; } = "group";
@@ -53,7 +53,7 @@ public sealed record TrainConfig
     public int EmaPeriod { get; init; } = 10;
 
     // Optimiser (AdamW, decoupled weight decay)
-    public double LearningRate { get; init; } = 1e-4;
+    public double LearningRate { get; init; } = 3e-4;
     public double WeightDecay { get; init; } = 0.0;
     public double AdamBeta1 { get; init; } = 0.9;
     public double AdamBeta2 { get; init; } = 0.999;
@@ -61,10 +61,10 @@ public sealed record TrainConfig
     public double GradClip { get; init; } = 1.0;
 
     // Evaluation and bookkeeping
-    public int EvalEvery { get; init; } = 20;
-    public int EvalProblems { get; init; } = 256;
+    public int EvalEvery { get; init; } = 50;
+    public int EvalProblems { get; init; } = 512;
     public int EvalSamples { get; init; } = 4;
     public int PassK { get; init; } = 4;
-    public int CheckpointEvery { get; init; } = 5;
+    public int CheckpointEvery { get; init; } = 10;
     public bool StabilityMonitor { get; init; } = true;
 }

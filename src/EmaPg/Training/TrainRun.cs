@@ -17,8 +17,15 @@ public static class TrainRun
 {
     public const string ConfigName = "config", CheckpointName = "checkpoint.bin", SummaryName = "summary.json";
 
-    public static ArithmeticTask MakeTask(TrainConfig c) =>
-        new(new ArithmeticTaskConfig { MinDigits = c.TaskMinDigits, MaxDigits = c.TaskMaxDigits, Operators = c.TaskOperators });
+    /// <summary>The embedded task; the test split is 512 problems, or a quarter of all problems when operands are that few (1-digit).</summary>
+    public static ArithmeticTask MakeTask(TrainConfig c)
+    {
+        long distinct = c.TaskOperators.Distinct().Count() * (long)Math.Pow(10, 2 * Math.Min(c.TaskMaxDigits, 9));
+        return new(new ArithmeticTaskConfig
+        {
+            MinDigits = c.TaskMinDigits, MaxDigits = c.TaskMaxDigits, Operators = c.TaskOperators, TestSize = (int)Math.Min(512, distinct / 4),
+        });
+    }
 
     public static Qwen2Config MakeModelConfig(TrainConfig c, ITask task) => new Qwen2Config
     {
@@ -41,6 +48,7 @@ public static class TrainRun
     public static TrainSummary Execute(TrainConfig c, string runDir, bool resume, Action<IterationReport>? onIteration = null, Action<string>? log = null,
         string cacheDir = "runs/.cache", Func<int, bool>? stopAfter = null)
     {
+        var total = System.Diagnostics.Stopwatch.StartNew();
         Directory.CreateDirectory(runDir);
         if (c.Threads > 0) set_num_threads(c.Threads);
         manual_seed(c.Seed);
@@ -85,19 +93,19 @@ public static class TrainRun
             metrics.Write(t, m);
             if (t % c.CheckpointEvery == 0 || t == c.Iterations) trainer.SaveCheckpoint(ckptPath);
             onIteration?.Invoke(new IterationReport(t, c.Iterations, m));
-            if (stopAfter?.Invoke(t) == true) return Summary(c, trainer, lastPass1, lastPassK);
+            if (stopAfter?.Invoke(t) == true) return Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         }
         LearningCurves.Save(metrics.History, Path.Combine(runDir, "learning-curves.png"), $"{c.Preset} (seed {c.Seed})");
-        var summary = Summary(c, trainer, lastPass1, lastPassK);
+        var summary = Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         WriteAtomically(Path.Combine(runDir, SummaryName), JsonSerializer.Serialize(SummaryJson(summary), new JsonSerializerOptions { WriteIndented = true }));
         return summary;
     }
 
-    private static TrainSummary Summary(TrainConfig c, Trainer tr, double p1, double pk)
+    private static TrainSummary Summary(TrainConfig c, Trainer tr, double p1, double pk, double totalSeconds)
     {
         var s = tr.State;
         return new TrainSummary(s.BasePass1, s.BasePassK, p1, pk, c.PassK, s.Iteration, s.WallSeconds,
-            s.TrainTokens / Math.Max(1e-9, s.TrainSeconds), s.SampleTokens / Math.Max(1e-9, s.SampleSeconds), s.SkippedSteps, c.Preset, c.KlEstimator, c.Seed);
+            s.TrainTokens / Math.Max(1e-9, s.TrainSeconds), s.SampleTokens / Math.Max(1e-9, s.SampleSeconds), s.SkippedSteps, c.Preset, c.KlEstimator, c.Seed, totalSeconds);
     }
 
     public static Dictionary<string, object> SummaryJson(TrainSummary s) => new()
@@ -105,7 +113,7 @@ public static class TrainRun
         ["base_pass1"] = s.BasePass1, ["base_passk"] = s.BasePassK, ["final_pass1"] = s.FinalPass1, ["final_passk"] = s.FinalPassK,
         ["k"] = s.K, ["iterations"] = s.Iterations, ["wall_seconds"] = s.WallSeconds,
         ["train_tokens_per_second"] = s.TrainTokensPerSecond, ["sample_tokens_per_second"] = s.SampleTokensPerSecond,
-        ["skipped_steps"] = s.SkippedSteps, ["preset"] = s.Preset, ["kl_estimator"] = s.KlEstimator, ["seed"] = s.Seed,
+        ["skipped_steps"] = s.SkippedSteps, ["total_seconds"] = s.TotalSeconds, ["preset"] = s.Preset, ["kl_estimator"] = s.KlEstimator, ["seed"] = s.Seed,
     };
 
     private static (double, double) BaseScores(TrainConfig c, ITask task, Qwen2ForCausalLM model, string ckpt, Action<string>? log)

@@ -7,6 +7,7 @@ using EmaPg.Model;
 using EmaPg.Objectives;
 using EmaPg.Optim;
 using EmaPg.Sampling;
+using EmaPg.Stability;
 using EmaPg.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,10 +17,10 @@ namespace EmaPg.Training;
 /// <summary>What the trainer reports after each iteration (for progress bars and tests).</summary>
 public sealed record IterationReport(int Iteration, int Total, IReadOnlyDictionary<string, double> Metrics);
 
-/// <summary>Everything a finished run reports; written to summary.json.</summary>
+/// <summary>Everything a finished run reports; written to summary.json. WallSeconds is RL time over all sessions of the run; TotalSeconds this process's whole time (cold start, evaluations, RL).</summary>
 public sealed record TrainSummary(
     double BasePass1, double BasePassK, double FinalPass1, double FinalPassK, int K, int Iterations, double WallSeconds,
-    double TrainTokensPerSecond, double SampleTokensPerSecond, long SkippedSteps, string Preset, string KlEstimator, int Seed);
+    double TrainTokensPerSecond, double SampleTokensPerSecond, long SkippedSteps, string Preset, string KlEstimator, int Seed, double TotalSeconds = double.NaN);
 
 /// <summary>
 /// Algorithm 3 (EMA Policy Gradient with Top-k KL), one iteration at a time:
@@ -119,6 +120,7 @@ public sealed class Trainer : IDisposable
         m["reward_mean"] = rewards.Average();
         m["train_accuracy"] = rewards.Count(r => r >= 1.0) / (double)rewards.Length;
         m["response_length"] = sampledTokens / (double)rewards.Length;
+        if (_c.StabilityMonitor) LogStability(m, gen, mask);
 
         // Line 6: log π_old and log π_ema at the sampled tokens; lines 7–11: the index set q.
         Tensor oldLogp, anchorLogp;
@@ -193,13 +195,9 @@ public sealed class Trainer : IDisposable
                         entSum += (-(lsm.exp() * lsm).sum(-1)).masked_select(valid).sum().item<float>();
                     }
                 }
-                _opt.ZeroGrad();
-                float loss = terms.Loss.item<float>();
-                if (!float.IsFinite(loss)) { skipped++; continue; }
-                terms.Loss.backward();
-                double gn = _c.GradClip > 0 ? nn.utils.clip_grad_norm_(_opt.Parameters, _c.GradClip) : GradNorm();
-                if (!double.IsFinite(gn)) { skipped++; _opt.ZeroGrad(); continue; }
-                _opt.Step();
+                var step = GuardedStep.Apply(terms.Loss, _opt, _c.GradClip);
+                if (!step.Applied) { skipped++; continue; }
+                double gn = step.GradNorm;
                 applied++;
                 klSum += terms.Kl.item<float>();
                 objSum += terms.PolicyObjective.item<float>();
@@ -237,12 +235,30 @@ public sealed class Trainer : IDisposable
         return m;
     }
 
-    private double GradNorm()
+    /// <summary>Sequences per iteration whose score norms estimate tr F (one per group, so prompts differ).</summary>
+    public const int StabilitySequences = 8;
+
+    /// <summary>
+    /// App. C, eq. 28: tr F = E‖∇_θ log π_θ(y|x)‖² bounds λ_max(F); the rollouts are on-policy for θ = θ_old, so
+    /// it runs before any update. The margin αβλ̂ uses the optimiser's nominal step α (Adam rescales it per
+    /// parameter, so this is the paper's SGD-linearised margin, not a guarantee for AdamW).
+    /// </summary>
+    private void LogStability(Dictionary<string, double> m, GenerationResult gen, Tensor mask)
     {
-        using var _ = NewDisposeScope();
-        double sq = 0;
-        foreach (var p in _opt.Parameters) if (p.grad is not null) sq += p.grad.square().sum().item<float>();
-        return Math.Sqrt(sq);
+        using var scope = NewDisposeScope();
+        long n = gen.ResponseIds.shape[0];
+        var rows = Enumerable.Range(0, (int)Math.Min(StabilitySequences, n / _c.GroupSize)).Select(i => (long)i * _c.GroupSize).ToArray();
+        if (rows.Length == 0) rows = [0];
+        var idx = tensor(rows, device: _device);
+        var seqs = gen.Sequences().index_select(0, idx);
+        var attn = gen.AttentionMask().index_select(0, idx);
+        var mb = mask.index_select(0, idx);
+        var est = FisherTrace.Estimate(_policy, () => (Scorer.Score(_policy, seqs, attn, gen.PromptLength).LogProbs * mb).sum(1));
+        double margin = _c.LearningRate * _c.KlBeta * est.LambdaMaxUpperBound;
+        m["fisher_trace"] = est.Trace;
+        m["stability_margin"] = margin;
+        // Distance to the instability boundary 1 + η of eq. 9 (> 0: stable even for the upper bound).
+        m["stability_headroom"] = 1 + _c.EmaEta - margin;
     }
 
     /// <summary>pass@1 and pass@k of the current policy on the fixed test split.</summary>

@@ -1,0 +1,160 @@
+using System.Text.Json;
+using EmaPg.Model;
+using EmaPg.Optim;
+using EmaPg.Tasks;
+using EmaPg.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Tests.Training;
+
+/// <summary>Answer "7" to any prompt: a policy learns it in a few RL iterations from random init.</summary>
+internal sealed class SaySevenTask : ITask
+{
+    private readonly CharTokenizer _tok = new("0123456789+-=");
+    public string Name => "say-seven";
+    public ITokenizer Tokenizer => _tok;
+    public string Fingerprint => "say-seven/v1";
+    public int MaxResponseTokens => 2;
+    public IReadOnlyList<Problem> TestSplit { get; } = [new("1+1=", "7", "7"), new("2+2=", "7", "7")];
+    public Problem SampleTrain(Random rng) => new($"{rng.Next(10)}+{rng.Next(10)}=", "7", "7");
+    public int[] EncodePrompt(Problem p) => [_tok.BosId, .. _tok.Encode(p.Prompt)];
+    public int[] EncodeSolution(Problem p) => [.. _tok.Encode(p.Solution), _tok.EosId];
+    public double Reward(Problem p, IReadOnlyList<int> response) => response.Count > 0 && _tok.CharOf(response[0]) == '7' ? 1.0 : 0.0;
+}
+
+public class TrainerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("emapg-trainer-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly TrainConfig TinyRl = new()
+    {
+        Seed = 3, PromptsPerIteration = 8, GroupSize = 8, MaxNewTokens = 2, LearningRate = 1e-2, Minibatches = 2,
+        KlEstimator = "topk-reverse", KlTopK = 4, KlBeta = 0.01, EmaEta = 0.5, EmaPeriod = 2, GradClip = 1.0,
+        EvalProblems = 2, EvalSamples = 2, PassK = 2,
+    };
+
+    private static Qwen2ForCausalLM RandomPolicy(ITask task, long seed = 5) => new(new Qwen2Config
+    {
+        VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2,
+        MaxPositionEmbeddings = 32,
+    }, CPU, ScalarType.Float32, seed);
+
+    [Theory]
+    [InlineData("topk-reverse")]
+    [InlineData("topk-forward")]
+    [InlineData("k3")]
+    public void RlRaisesRewardOnATriviallyLearnableTask(string estimator)
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = RandomPolicy(task);
+        using var trainer = new Trainer(TinyRl with { KlEstimator = estimator }, task, basePolicy, 0, 0);
+        var rewards = Enumerable.Range(1, 14).Select(t => trainer.Iteration(t)["reward_mean"]).ToList();
+        double first = rewards.Take(3).Average(), last = rewards.TakeLast(3).Average();
+        // A random 20-token policy says "7" about 1/20 of the time; 14 iterations must make it the habit.
+        Assert.True(first < 0.3, $"first {first}");
+        Assert.True(last > 0.8, $"rewards {string.Join(", ", rewards.Select(r => r.ToString("F2")))}");
+        Assert.Equal(0, trainer.State.SkippedSteps);
+    }
+
+    [Fact]
+    public void IterationsLeaveNoLiveTensorsBehind()
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = RandomPolicy(task);
+        using var trainer = new Trainer(TinyRl, task, basePolicy, 0, 0);
+        trainer.Iteration(1);
+        trainer.Iteration(2);   // the anchor update (T_ema = 2) has run once too
+        long live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int t = 3; t <= 6; t++) trainer.Iteration(t);
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
+    public void IterationMetricsCoverWhatTheIssueLists()
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = RandomPolicy(task);
+        using var trainer = new Trainer(TinyRl, task, basePolicy, 0, 0);
+        var m = trainer.Iteration(1);
+        foreach (var key in new[] { "reward_mean", "train_accuracy", "kl", "entropy", "clip_fraction", "is_weight_mean", "is_weight_max", "ema_lag",
+                     "grad_norm", "sample_tokens_per_second", "train_tokens_per_second", "fisher_trace", "stability_margin", "stability_headroom" })
+            Assert.True(m.ContainsKey(key) && double.IsFinite(m[key]), key);
+        // First mini-batch is on-policy (s = 1), so the mean IS weight is close to 1 and the margin is α·β·tr F̂.
+        Assert.InRange(m["is_weight_mean"], 0.5, 2.0);
+        Assert.Equal(TinyRl.LearningRate * TinyRl.KlBeta * m["fisher_trace"], m["stability_margin"], 12);
+    }
+
+    [Fact]
+    public void NonFiniteLossOrGradientIsSkippedAndLeavesParametersUntouched()
+    {
+        var p = new TorchSharp.Modules.Parameter(tensor(new[] { 1.0f, 2.0f }));
+        using var opt = new AdamW([p], lr: 0.1, weightDecay: 0);
+        var before = p.detach().clone();
+
+        var nanLoss = GuardedStep.Apply((p * float.NaN).sum(), opt, gradClip: 1.0);
+        Assert.False(nanLoss.Applied);
+        // Finite loss (0), infinite gradient: d/dx √|x − x₀| at x₀.
+        var infGrad = GuardedStep.Apply((p - p.detach()).abs().sqrt().sum(), opt, gradClip: 1.0);
+        Assert.False(infGrad.Applied);
+        var noClip = GuardedStep.Apply((p - p.detach()).abs().sqrt().sum(), opt, gradClip: 0);
+        Assert.False(noClip.Applied);
+        Assert.True(p.eq(before).all().item<bool>());
+        Assert.Equal(0, opt.StepCount);
+
+        var ok = GuardedStep.Apply((p * p).sum(), opt, gradClip: 0);
+        Assert.True(ok.Applied);
+        Assert.Equal(Math.Sqrt(4 + 16), ok.GradNorm, 5);
+        Assert.False(p.eq(before).all().item<bool>());
+    }
+
+    private TrainConfig TinyRun => new()
+    {
+        Seed = 1, Iterations = 6, HiddenSize = 32, IntermediateSize = 64, NumLayers = 1, NumHeads = 4, NumKvHeads = 2, VocabSize = 20,
+        TaskMaxDigits = 1, SftSteps = 40, SftBatch = 32, SftLearningRate = 3e-3, PromptsPerIteration = 4, GroupSize = 4, MaxNewTokens = 3,
+        KlTopK = 4, LearningRate = 3e-3, CheckpointEvery = 2, EvalEvery = 3, EvalProblems = 16, EvalSamples = 2, PassK = 2, Threads = 0,
+    };
+
+    private static readonly HashSet<string> TimingKeys = ["iteration_seconds", "sample_tokens_per_second", "train_tokens_per_second"];
+
+    private static List<Dictionary<string, double?>> Metrics(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Where(l => l.Length > 0)
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, double?>>(l)!.Where(kv => !TimingKeys.Contains(kv.Key)).ToDictionary())
+            .ToList();
+
+    [Fact]
+    public void ResumedRunReproducesTheUninterruptedOne()
+    {
+        string cache = Path.Combine(_dir, "cache"), a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b");
+        var full = TrainRun.Execute(TinyRun, a, resume: false, cacheDir: cache);
+
+        // "Killed" after iteration 5: the last checkpoint is from iteration 4, and line 5 of metrics.jsonl is
+        // already written (plus a torn line, as a kill mid-write leaves), so resuming must redo iteration 5.
+        TrainRun.Execute(TinyRun, b, resume: false, cacheDir: cache, stopAfter: t => t == 5);
+        File.AppendAllText(Path.Combine(b, "metrics.jsonl"), "{\"iteration\":6,\"rew");
+        Assert.False(File.Exists(Path.Combine(b, TrainRun.SummaryName)));
+        var resumed = TrainRun.Execute(TrainRun.LoadRunConfig(b), b, resume: true, cacheDir: cache);
+
+        var ma = Metrics(a);
+        var mb = Metrics(b);
+        Assert.Equal(6, ma.Count);
+        Assert.Equal(ma.Count, mb.Count);
+        for (int i = 0; i < ma.Count; i++) Assert.Equal(ma[i], mb[i]);
+        Assert.Equal(full.FinalPass1, resumed.FinalPass1);
+        Assert.Equal(full.FinalPassK, resumed.FinalPassK);
+        Assert.Equal(full.BasePass1, resumed.BasePass1);
+        Assert.True(File.Exists(Path.Combine(b, TrainRun.SummaryName)));
+        Assert.True(File.Exists(Path.Combine(b, "learning-curves.png")));
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(b, "tensorboard"), "*tfevents*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void StartingOverAnExistingRunIsAUserError()
+    {
+        string cache = Path.Combine(_dir, "cache"), a = Path.Combine(_dir, "a");
+        TrainRun.Execute(TinyRun with { Iterations = 2 }, a, resume: false, cacheDir: cache);
+        var e = Assert.Throws<EmaPg.Common.UserError>(() => TrainRun.Execute(TinyRun with { Iterations = 2 }, a, resume: false, cacheDir: cache));
+        Assert.Contains("--resume", e.Message);
+    }
+}
