@@ -67,7 +67,7 @@ public static class Comparison
                 var h = plot.Add.HorizontalLine(basePass1);
                 h.LinePattern = LinePattern.Dashed;
                 h.Color = Colors.Gray;
-                h.LegendText = panel == 0 ? "base policy" : "";
+                h.LegendText = panel == 0 ? "base policy (mean over seeds)" : "";
             }
             plot.XLabel(panel == 0 ? "iteration" : "wall-clock seconds of RL");
             plot.YLabel("test pass@1");
