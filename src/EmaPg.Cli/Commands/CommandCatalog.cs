@@ -10,6 +10,7 @@ public static class CommandCatalog
         yield return TrainCommand.Create();
         yield return EvalCommand.Create();
         yield return CompareCommand.Create();
+        yield return PlotCommand.Create();
         yield return AuditCommand.Create();
         yield return BenchCommand.Create();
         yield return StudyCommand.Create();

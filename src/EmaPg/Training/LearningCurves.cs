@@ -2,7 +2,7 @@ using ScottPlot;
 
 namespace EmaPg.Training;
 
-/// <summary>PNG learning curves of a run (ScottPlot), redrawn from the metrics history.</summary>
+/// <summary>PNG learning curves of a run (ScottPlot), redrawn from the metrics history; panels a run never logged stay empty.</summary>
 public static class LearningCurves
 {
     public static readonly (string Key, string Title)[] Panels =
@@ -13,6 +13,8 @@ public static class LearningCurves
         ("entropy", "policy entropy (nats/token)"),
         ("ema_lag", "‖θ − θ_ema‖"),
         ("clip_fraction", "clip fraction"),
+        ("is_weight_max", "max IS weight s (before clip)"),
+        ("stability_margin", "stability margin αβλ̂ (eq. 28)"),
     ];
 
     public static void Save(IReadOnlyList<IReadOnlyDictionary<string, double>> history, string path, string title)
@@ -32,7 +34,7 @@ public static class LearningCurves
             plot.Title(i == 0 ? $"{title}: {name}" : name);
             plot.XLabel("iteration");
         }
-        multi.Layout = new ScottPlot.MultiplotLayouts.Grid(rows: 2, columns: 3);
-        multi.SavePng(path, 1500, 800);
+        multi.Layout = new ScottPlot.MultiplotLayouts.Grid(rows: 2, columns: 4);
+        multi.SavePng(path, 2000, 800);
     }
 }

@@ -24,22 +24,32 @@ public sealed class MetricsLog : IDisposable
     {
         JsonlPath = Path.Combine(runDir, "metrics.jsonl");
         var kept = new List<string>();
-        if (File.Exists(JsonlPath))
+        foreach (var (line, row) in ReadRows(JsonlPath, keepThroughIteration))
         {
-            foreach (var line in File.ReadAllLines(JsonlPath))
-            {
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                Dictionary<string, double>? row;
-                try { row = JsonSerializer.Deserialize<Dictionary<string, double>>(line); }
-                catch (JsonException) { break; }   // a torn last line from a kill: drop it and everything after
-                if (row is null || !row.TryGetValue("iteration", out var it) || it > keepThroughIteration) break;
-                kept.Add(line);
-                _history.Add(row);
-            }
+            kept.Add(line);
+            _history.Add(row);
         }
         File.WriteAllText(JsonlPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
         _jsonl = new StreamWriter(new FileStream(JsonlPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
         _tb = torch.utils.tensorboard.SummaryWriter(Path.Combine(runDir, "tensorboard"), createRunName: false);
+    }
+
+    /// <summary>The complete rows of a run's metrics.jsonl (a torn last line is ignored); non-finite values were written as null and are dropped.</summary>
+    public static List<IReadOnlyDictionary<string, double>> Read(string runDir) =>
+        ReadRows(Path.Combine(runDir, "metrics.jsonl"), int.MaxValue).Select(x => (IReadOnlyDictionary<string, double>)x.Row).ToList();
+
+    private static IEnumerable<(string Line, Dictionary<string, double> Row)> ReadRows(string path, int keepThroughIteration)
+    {
+        if (!File.Exists(path)) yield break;
+        foreach (var line in File.ReadAllLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            Dictionary<string, double?>? raw;
+            try { raw = JsonSerializer.Deserialize<Dictionary<string, double?>>(line); }
+            catch (JsonException) { yield break; }   // a torn last line from a kill: drop it and everything after
+            if (raw is null || raw.GetValueOrDefault("iteration") is not { } it || it > keepThroughIteration) yield break;
+            yield return (line, raw.Where(kv => kv.Value is not null).ToDictionary(kv => kv.Key, kv => kv.Value!.Value));
+        }
     }
 
     public void Write(int iteration, IReadOnlyDictionary<string, double> metrics)
