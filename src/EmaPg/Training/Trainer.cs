@@ -90,7 +90,7 @@ public sealed class Trainer : IDisposable
         _opt.StepCount = (long)step.item<float>();
     }
 
-    private static int Mix(int seed, int iteration, int salt) => HashCode.Combine(seed, iteration, salt) & int.MaxValue;
+    private static int Mix(int seed, int iteration, int salt) => SeedMix.MixInt(seed, iteration, salt);
 
     /// <summary>Runs iteration t (1-based) and returns its metrics.</summary>
     public Dictionary<string, double> Iteration(int t)
@@ -111,7 +111,7 @@ public sealed class Trainer : IDisposable
         {
             Temperature = _c.Temperature, MaxNewTokens = _c.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
             ReturnTopK = reverseTopk ? k : 0,
-        }, new Generator((ulong)Mix(_c.Seed, t, 2)));
+        }, new Generator(SeedMix.Mix(_c.Seed, t, 2)));
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;
