@@ -31,8 +31,20 @@ public sealed class AdamW : IDisposable
         WeightDecay = Check.Range("weight decay", weightDecay, 0.0, double.PositiveInfinity);
         _m = _params.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
         _v = _params.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
-        _scratch = _params.Select(p => empty_like(p).DetachFromDisposeScope()).ToArray();
+        // One scratch buffer (per dtype and device) as large as the largest parameter, viewed in each
+        // parameter's shape: the step needs only one denominator at a time, so the state is 2×|θ| + max|θ_i|
+        // rather than 3×|θ|. The views are made once, so a step allocates nothing.
+        _flat = _params.GroupBy(p => (p.dtype, p.device.ToString()))
+            .Select(g => empty(g.Max(p => p.numel()), dtype: g.Key.dtype, device: g.First().device).DetachFromDisposeScope())
+            .ToArray();
+        _scratch = _params.Select(p =>
+        {
+            var flat = _flat.First(f => f.dtype == p.dtype && f.device.ToString() == p.device.ToString());
+            return flat.narrow(0, 0, p.numel()).view(p.shape).DetachFromDisposeScope();
+        }).ToArray();
     }
+
+    private readonly Tensor[] _flat;
 
     /// <summary>May be changed between steps (schedules).</summary>
     public double LearningRate { get; set; }
@@ -80,5 +92,6 @@ public sealed class AdamW : IDisposable
         foreach (var t in _m) t.Dispose();
         foreach (var t in _v) t.Dispose();
         foreach (var t in _scratch) t.Dispose();
+        foreach (var t in _flat) t.Dispose();
     }
 }
