@@ -21,6 +21,12 @@ public static class CompareCommand
         cmd.Options.Add(seeds);
         cmd.Options.Add(output);
         cmd.Options.Add(iterations);
+        var set = new Option<string[]>("--set")
+        {
+            Description = "Config override for every run, key=value (any train config key except preset and seed), repeatable: --set kl_beta=0.01 --set lr=1e-4",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        cmd.Options.Add(set);
         cmd.SetAction(pr =>
         {
             var list = pr.GetValue(presets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
@@ -29,6 +35,7 @@ public static class CompareCommand
             var outDir = pr.GetValue(output)!;
             var it = pr.GetValue(iterations);
             if (it is not null) Check.Range("--iterations", it.Value, 1, 1_000_000);
+            var extra = (pr.GetValue(set) ?? []).Select(ParseSet).ToList();
             var curves = new List<Comparison.Curve>();
             var bases = new List<double>();
             var rows = new List<(string Preset, double Mean, double Min, double Max, double Wall)>();
@@ -39,9 +46,13 @@ public static class CompareCommand
                 {
                     var overrides = new List<(string, string)> { ("seed", s.ToString(CultureInfo.InvariantCulture)) };
                     if (it is not null) overrides.Add(("iterations", it.Value.ToString(CultureInfo.InvariantCulture)));
+                    overrides.AddRange(extra);
                     var c = ConfigFile.Resolve(preset, null, overrides);
                     var dir = Path.Combine(outDir, $"{preset}-s{s}");
                     dirs.Add(dir);
+                    // Reusing or resuming a run made with other settings would silently mix experiments.
+                    if (File.Exists(Path.Combine(dir, TrainRun.ConfigName)) && ConfigFile.Format(TrainRun.LoadRunConfig(dir)) != ConfigFile.Format(c))
+                        throw new UserError($"'{dir}' holds a run with a different config than this comparison asks for (see its 'config' file); use another --out.");
                     var summaryPath = Path.Combine(dir, TrainRun.SummaryName);
                     if (File.Exists(summaryPath)) { AnsiConsole.MarkupLine($"[grey]{dir}: done, reusing[/]"); continue; }
                     TrainCommand.Run(c, dir, resume: File.Exists(Path.Combine(dir, TrainRun.CheckpointName)));
@@ -65,5 +76,15 @@ public static class CompareCommand
             return 0;
         });
         return cmd;
+    }
+
+    private static (string Key, string Value) ParseSet(string kv)
+    {
+        int eq = kv.IndexOf('=');
+        if (eq <= 0) throw new UserError($"--set must be key=value, got '{kv}'.");
+        var key = kv[..eq].Trim().Replace('-', '_');
+        if (key is "seed" or "preset")
+            throw new UserError($"--set {key}=… is not allowed: compare chooses the {key} of each run (use --seeds / --presets).");
+        return (key, kv[(eq + 1)..].Trim());
     }
 }
