@@ -9,13 +9,16 @@ namespace EmaPg.Training;
 /// Per-iteration metrics: one JSON object per line in metrics.jsonl (flushed every line, so a killed run
 /// loses at most the line being written) and the same scalars in TensorBoard event files via TorchSharp's
 /// SummaryWriter. On resume the file is cut back to the checkpointed iteration, so a resumed run's
-/// metrics.jsonl is line-for-line the one an uninterrupted run writes.
+/// metrics.jsonl is line-for-line the one an uninterrupted run writes. TensorBoard's files are append-only, so
+/// the iterations re-run after a resume that an earlier session had already logged (identically: the run is
+/// deterministic) are not written to TensorBoard again, which would show every such point twice.
 /// </summary>
 public sealed class MetricsLog : IDisposable
 {
     private readonly StreamWriter _jsonl;
     private readonly TorchSharp.Modules.SummaryWriter _tb;   // appends each event to its file as it is added
     private readonly List<IReadOnlyDictionary<string, double>> _history = [];
+    private readonly int _tensorboardHas;
 
     public string JsonlPath { get; }
     public IReadOnlyList<IReadOnlyDictionary<string, double>> History => _history;
@@ -23,6 +26,8 @@ public sealed class MetricsLog : IDisposable
     public MetricsLog(string runDir, int keepThroughIteration)
     {
         JsonlPath = Path.Combine(runDir, "metrics.jsonl");
+        // A row reaches metrics.jsonl only after its scalars reached the event file (see Write).
+        _tensorboardHas = ReadRows(JsonlPath, int.MaxValue).Select(x => (int)x.Row["iteration"]).DefaultIfEmpty(0).Max();
         var kept = new List<string>();
         foreach (var (line, row) in ReadRows(JsonlPath, keepThroughIteration))
         {
@@ -62,7 +67,7 @@ public sealed class MetricsLog : IDisposable
             if (!first) sb.Append(',');
             first = false;
             sb.Append('"').Append(k).Append("\":").Append(double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null");
-            if (k != "iteration" && double.IsFinite(v)) _tb.add_scalar(k, (float)v, iteration);
+            if (k != "iteration" && double.IsFinite(v) && iteration > _tensorboardHas) _tb.add_scalar(k, (float)v, iteration);
         }
         _jsonl.Write(sb.Append("}\n").ToString());
         _jsonl.Flush();
