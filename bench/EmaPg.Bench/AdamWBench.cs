@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using EmaPg.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -97,9 +96,8 @@ public static class AdamWBench
     {
         bool rss = MemoryProbe.RssAvailable;
         var rows = o.Models.Select(m => RunModel(m.Name, m.Config, o, rss, progress)).ToList();
-        return new AdamWBenchReport("adamw", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"), o.Reps, o.Warmup, o.Quick,
-            torch.get_num_threads(), Environment.ProcessorCount, RuntimeInformation.OSDescription,
-            typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?", rss, Definitions, rows);
+        return new AdamWBenchReport("adamw", BenchStats.UtcNow(), o.Reps, o.Warmup, o.Quick,
+            torch.get_num_threads(), Environment.ProcessorCount, BenchStats.Os, BenchStats.TorchSharpVersion, rss, Definitions, rows);
     }
 
     private static Qwen2ForCausalLM ModelWithGradient(Qwen2Config config, int seed)
@@ -186,19 +184,17 @@ public static class AdamWBench
             AdamWMeasurement M(int i, string optName)
             {
                 var t = tracks[i];
-                return new AdamWMeasurement(optName, KlBench.Median(t.Ms), t.Ms.DefaultIfEmpty(double.NaN).Min(), t.Ms.DefaultIfEmpty(double.NaN).Max(), t.Ms,
-                    t.FirstPeak, rss ? (long)KlBench.Median(t.SteadyPeaks.Select(x => (double)x).ToList()) : null);
+                return new AdamWMeasurement(optName, BenchStats.Median(t.Ms), t.Ms.DefaultIfEmpty(double.NaN).Min(), t.Ms.DefaultIfEmpty(double.NaN).Max(), t.Ms,
+                    t.FirstPeak, rss ? (long)BenchStats.Median(t.SteadyPeaks.Select(x => (double)x).ToList()) : null);
             }
             var torchM = M(0, TorchName);
             var ours = M(1, OursName);
-            return new AdamWBenchRow(name, n, torchM, ours, Ratio(torchM.StepMsMedian, ours.StepMsMedian),
-                Ratio(torchM.FirstStepPeakRssExtraBytes, ours.FirstStepPeakRssExtraBytes), maxDiff);
+            return new AdamWBenchRow(name, n, torchM, ours, BenchStats.Ratio(torchM.StepMsMedian, ours.StepMsMedian),
+                BenchStats.Ratio(torchM.FirstStepPeakRssExtraBytes, ours.FirstStepPeakRssExtraBytes), maxDiff);
         }
         finally
         {
             foreach (var s in steppers) s?.Dispose();
         }
     }
-
-    private static double? Ratio(double? x, double? y) => x is { } p && y is { } q && q > 0 && !double.IsNaN(p) ? p / q : null;
 }

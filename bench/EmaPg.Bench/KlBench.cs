@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using EmaPg.Divergences;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -103,9 +102,8 @@ public static class KlBench
             rows.Add(RunVocab(v, o, device, rss, progress));
         }
         return new KlBenchReport(
-            "kl", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"), device.ToString(), DTypeName(o.DType), o.Tokens, o.K, o.Reps, o.Quick,
-            torch.get_num_threads(), Environment.ProcessorCount, RuntimeInformation.OSDescription,
-            typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?", rss, Definitions, rows);
+            "kl", BenchStats.UtcNow(), device.ToString(), DTypeName(o.DType), o.Tokens, o.K, o.Reps, o.Quick,
+            torch.get_num_threads(), Environment.ProcessorCount, BenchStats.Os, BenchStats.TorchSharpVersion, rss, Definitions, rows);
     }
 
     public static string DTypeName(ScalarType t) => t switch
@@ -185,15 +183,15 @@ public static class KlBench
             var t = timed[kind];
             var ms = t.Select(s => s.Ms).ToList();
             var rssList = t.Where(s => s.RssExtra is not null).Select(s => s.RssExtra!.Value).ToList();
-            return new KlMeasurement(name, inputs, Median(ms), ms.DefaultIfEmpty(double.NaN).Min(), ms.DefaultIfEmpty(double.NaN).Max(), ms,
+            return new KlMeasurement(name, inputs, BenchStats.Median(ms), ms.DefaultIfEmpty(double.NaN).Min(), ms.DefaultIfEmpty(double.NaN).Max(), ms,
                 perToken, p.StoredBytes(kind), probe[kind].Tracked, probe[kind].GradBytes,
-                rssList.Count > 0 ? (long)Median(rssList.Select(x => (double)x).ToList()) : null, rssList, probe[kind].MeanKl, probe[kind].MeanKlStdErr);
+                rssList.Count > 0 ? (long)BenchStats.Median(rssList.Select(x => (double)x).ToList()) : null, rssList, probe[kind].MeanKl, probe[kind].MeanKlStdErr);
         }
 
         var e = M(Kind.Exact, ExactName, "policy logits [N,V] + anchor logits [N,V]", vocab);
         var k = M(Kind.Topk, TopkName, $"policy logits [N,V] + O(k) anchor/sampling log-probs, k = {o.K}", 2L * o.K + 3);
-        var ratios = new KlRatios(Ratio(e.TimeMsMedian, k.TimeMsMedian), Ratio(e.StoredInputBytes, k.StoredInputBytes),
-            Ratio(e.TrackedForwardBytes, k.TrackedForwardBytes), Ratio(e.PeakRssExtraBytesMedian, k.PeakRssExtraBytesMedian));
+        var ratios = new KlRatios(BenchStats.Ratio(e.TimeMsMedian, k.TimeMsMedian), BenchStats.Ratio(e.StoredInputBytes, k.StoredInputBytes),
+            BenchStats.Ratio(e.TrackedForwardBytes, k.TrackedForwardBytes), BenchStats.Ratio(e.PeakRssExtraBytesMedian, k.PeakRssExtraBytesMedian));
         return new KlBenchRow(vocab, e, k, ratios);
     }
 
@@ -236,12 +234,4 @@ public static class KlBench
         if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
     }
 
-    public static double Median(IReadOnlyList<double> xs)
-    {
-        if (xs.Count == 0) return double.NaN;
-        var s = xs.OrderBy(x => x).ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
-
-    private static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 && !double.IsNaN(x) ? x / y : null;
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using EmaPg.Bench;
 
@@ -52,16 +51,5 @@ public class AdamWBenchTests
         Assert.Contains("--reps must be", stderr);
     }
 
-    private static (int Rc, string Stdout, string Stderr) Cli(params string[] args)
-    {
-        var dll = typeof(EmaPg.Cli.Program).Assembly.Location;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output, err.Result);
-    }
+    private static (int Rc, string Stdout, string Stderr) Cli(params string[] args) => EmaPg.Tests.Cli.CliProcess.Run(args);
 }

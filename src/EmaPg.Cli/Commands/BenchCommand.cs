@@ -115,11 +115,7 @@ public static class BenchCommand
             t.AddRow($"[bold]{Markup.Escape(row.Model)}[/]", "", "[bold]torch ÷ ours[/]", $"[bold]{X(row.TimeRatio)}[/]", $"[bold]{X(row.FirstStepMemoryRatio)}[/]", "", "");
         }
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}. MiB = 2^20 bytes, GiB = 2^30 bytes.")}[/]");
-        foreach (var (key, text) in rep.Definitions)
-            AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{key}: {text}")}[/]");
-        if (!rep.PeakRssAvailable)
-            AnsiConsole.MarkupLine("[yellow]peak RSS is not available here (needs Linux with /proc/self/clear_refs).[/]");
+        WriteFooter(rep.Date, rep.ProcessorCount, rep.Os, rep.TorchSharp, rep.Definitions, rep.PeakRssAvailable);
     }
 
     private const int MaxVocab = 1_000_000;
@@ -164,10 +160,16 @@ public static class BenchCommand
                 $"[bold]{X(ra.StoredInputs)}[/]", $"[bold]{X(ra.Time)}[/]", $"[bold]{X(ra.TrackedForward)}[/]", $"[bold]{X(ra.PeakRssExtra)}[/]", "1×", "");
         }
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}. MiB = 2^20 bytes, GiB = 2^30 bytes.")}[/]");
-        foreach (var (key, text) in rep.Definitions)
+        WriteFooter(rep.Date, rep.ProcessorCount, rep.Os, rep.TorchSharp, rep.Definitions, rep.PeakRssAvailable);
+    }
+
+    /// <summary>The lines under every benchmark table: where it ran, what each figure means.</summary>
+    private static void WriteFooter(string date, int cpus, string os, string torchSharp, IReadOnlyDictionary<string, string> definitions, bool peakRssAvailable)
+    {
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{date}, {cpus} logical CPUs, {os}, TorchSharp {torchSharp}. MiB = 2^20 bytes, GiB = 2^30 bytes.")}[/]");
+        foreach (var (key, text) in definitions)
             AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{key}: {text}")}[/]");
-        if (!rep.PeakRssAvailable)
+        if (!peakRssAvailable)
             AnsiConsole.MarkupLine("[yellow]peak RSS is not available here (needs CPU on Linux with /proc/self/clear_refs).[/]");
     }
 

@@ -26,10 +26,11 @@ public sealed class MetricsLog : IDisposable
     public MetricsLog(string runDir, int keepThroughIteration)
     {
         JsonlPath = Path.Combine(runDir, "metrics.jsonl");
+        var rows = ReadRows(JsonlPath).ToList();
         // A row reaches metrics.jsonl only after its scalars reached the event file (see Write).
-        _tensorboardHas = ReadRows(JsonlPath, int.MaxValue).Select(x => (int)x.Row["iteration"]).DefaultIfEmpty(0).Max();
+        _tensorboardHas = rows.Select(x => (int)x.Row["iteration"]).DefaultIfEmpty(0).Max();
         var kept = new List<string>();
-        foreach (var (line, row) in ReadRows(JsonlPath, keepThroughIteration))
+        foreach (var (line, row) in rows.TakeWhile(x => x.Row["iteration"] <= keepThroughIteration))
         {
             kept.Add(line);
             _history.Add(row);
@@ -41,9 +42,9 @@ public sealed class MetricsLog : IDisposable
 
     /// <summary>The complete rows of a run's metrics.jsonl (a torn last line is ignored); non-finite values were written as null and are dropped.</summary>
     public static List<IReadOnlyDictionary<string, double>> Read(string runDir) =>
-        ReadRows(Path.Combine(runDir, "metrics.jsonl"), int.MaxValue).Select(x => (IReadOnlyDictionary<string, double>)x.Row).ToList();
+        ReadRows(Path.Combine(runDir, "metrics.jsonl")).Select(x => (IReadOnlyDictionary<string, double>)x.Row).ToList();
 
-    private static IEnumerable<(string Line, Dictionary<string, double> Row)> ReadRows(string path, int keepThroughIteration)
+    private static IEnumerable<(string Line, Dictionary<string, double> Row)> ReadRows(string path)
     {
         if (!File.Exists(path)) yield break;
         foreach (var line in File.ReadAllLines(path))
@@ -52,7 +53,7 @@ public sealed class MetricsLog : IDisposable
             Dictionary<string, double?>? raw;
             try { raw = JsonSerializer.Deserialize<Dictionary<string, double?>>(line); }
             catch (JsonException) { yield break; }   // a torn last line from a kill: drop it and everything after
-            if (raw is null || raw.GetValueOrDefault("iteration") is not { } it || it > keepThroughIteration) yield break;
+            if (raw is null || raw.GetValueOrDefault("iteration") is null) yield break;
             yield return (line, raw.Where(kv => kv.Value is not null).ToDictionary(kv => kv.Key, kv => kv.Value!.Value));
         }
     }
