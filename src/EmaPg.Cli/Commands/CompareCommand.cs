@@ -30,12 +30,22 @@ public static class CompareCommand
         cmd.SetAction(pr =>
         {
             var list = pr.GetValue(presets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            if (list.Count == 0) throw new UserError($"--presets must name at least one of {string.Join(", ", ConfigSchema.Presets)}.");
             foreach (var p in list) Check.OneOf("--presets", p, ConfigSchema.Presets);
+            if (list.Distinct().Count() != list.Count) throw new UserError("--presets names a preset twice.");
             int n = Check.Range("--seeds", pr.GetValue(seeds), 1, 100);
-            var outDir = pr.GetValue(output)!;
+            var outDir = Check.DirectoryPath(pr.GetValue(output), "--out");
             var it = pr.GetValue(iterations);
             if (it is not null) Check.Range("--iterations", it.Value, 1, 1_000_000);
             var extra = (pr.GetValue(set) ?? []).Select(ParseSet).ToList();
+            // Every run directory is checked before the first run starts, so a refusal never comes after hours of training.
+            foreach (var preset in list)
+                for (int s = 0; s < n; s++)
+                {
+                    var dir = Path.Combine(outDir, $"{preset}-s{s}");
+                    if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !RunDirectory.IsRun(dir))
+                        throw new UserError($"'{dir}' is not empty and is not an EmaPg run directory; refusing to write into it. Use another --out.");
+                }
             var curves = new List<Comparison.Curve>();
             var bases = new List<double>();
             var rows = new List<(string Preset, double Mean, double Min, double Max, double Wall)>();
@@ -51,11 +61,14 @@ public static class CompareCommand
                     var dir = Path.Combine(outDir, $"{preset}-s{s}");
                     dirs.Add(dir);
                     // Reusing or resuming a run made with other settings would silently mix experiments.
-                    if (File.Exists(Path.Combine(dir, TrainRun.ConfigName)) && ConfigFile.Format(TrainRun.LoadRunConfig(dir)) != ConfigFile.Format(c))
+                    bool isRun = RunDirectory.IsRun(dir);
+                    if (isRun && ConfigFile.Format(TrainRun.LoadRunConfig(dir)) != ConfigFile.Format(c))
                         throw new UserError($"'{dir}' holds a run with a different config than this comparison asks for (see its 'config' file); use another --out.");
                     var summaryPath = Path.Combine(dir, TrainRun.SummaryName);
                     if (File.Exists(summaryPath)) { AnsiConsole.MarkupLine($"[grey]{dir}: done, reusing[/]"); continue; }
-                    TrainCommand.Run(c, dir, resume: File.Exists(Path.Combine(dir, TrainRun.CheckpointName)));
+                    // Same settings: continue from the checkpoint, or start over a run that never reached one.
+                    var mode = !isRun ? TrainRun.StartMode.New : Directory.EnumerateFiles(dir, "checkpoint*.bin").Any() ? TrainRun.StartMode.Resume : TrainRun.StartMode.Restart;
+                    TrainCommand.Run(c, dir, mode);
                 }
                 var summaries = dirs.Select(d => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(Path.Combine(d, TrainRun.SummaryName)))!).ToList();
                 // Each seed has its own cold start, hence its own base policy; the plot's reference line is their mean.

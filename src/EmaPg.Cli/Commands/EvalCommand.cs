@@ -35,9 +35,9 @@ public static class EvalCommand
             var c = TrainRun.LoadRunConfig(runDir);
             var task = TrainRun.MakeTask(c);
             using var model = new Qwen2ForCausalLM(TrainRun.MakeModelConfig(c, task), TrainRun.MakeDevice(c));
-            var ckpt = Path.Combine(runDir, TrainRun.CheckpointName);
             var into = model.named_parameters().ToDictionary(p => "policy/" + p.name, p => (TorchSharp.torch.Tensor)p.parameter);
-            var state = TrainerCheckpoint.Load(ckpt, into, requireAll: false);
+            var state = RunDirectory.LoadLatestCheckpoint(runDir, p => TrainerCheckpoint.Load(p, into, requireAll: false),
+                w => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(w)}[/]"));
             var res = Evaluator.Evaluate(model, task, new EvalOptions { SamplesPerProblem = n, Ks = kList, MaxProblems = maxProblems, Seed = 777, Temperature = temp });
             var t = new Table().Border(TableBorder.Rounded).Title($"{runDir} after iteration {state.Iteration}: {res.CorrectCounts.Count} test problems × {n} samples, T = {temp.ToString(CultureInfo.InvariantCulture)}").AddColumns("metric", "value");
             foreach (var k in kList) t.AddRow($"pass@{k}", res.PassAtK[k].ToString("P2", CultureInfo.InvariantCulture));

@@ -37,7 +37,7 @@ public static class StudyEmaStabilityCommand
             };
             if (d == 0 && config.Lambdas.Max() <= 0) throw new UserError("--lambdas must contain a positive eigenvalue.");
             var r = EmaStabilityStudy.Run(config);
-            var dir = pr.GetValue(outDir)!;
+            var dir = Check.DirectoryPath(pr.GetValue(outDir), "--out");
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
             var t = new Table().Border(TableBorder.Rounded)
                 .Title($"EMA-PG lag dynamics: d = {r.Problem.Dim}, λ_max = {r.Problem.LambdaMax:G4}, α = {config.Alpha}")

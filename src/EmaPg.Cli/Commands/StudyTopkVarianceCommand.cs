@@ -45,7 +45,7 @@ public static class StudyTopkVarianceCommand
                     MaxReps = Check.Range("--max-reps", pr.GetValue(maxReps), 2, 1_000_000),
                 };
             }
-            string dir = pr.GetValue(outDir)!;
+            string dir = Check.DirectoryPath(pr.GetValue(outDir), "--out");
             var c = config;
             AnsiConsole.MarkupLine($"[bold]Top-k variance study[/] |V| = {c.Vocab}, m ∈ {{{string.Join(", ", c.Masses)}}}, k ∈ {{{string.Join(", ", c.Ks)}}}, B ∈ {{{c.Batches.Min()}…{c.Batches.Max()}}} ({c.Batches.Count} values), {c.Tasks} tasks, seed {c.Seed}");
             AnsiConsole.MarkupLine($"[grey]Monte Carlo: repetitions per (task, cell) double from {c.MinReps} until the task's RMSE has relative standard error ≤ {c.TaskRelativeError:0.###} = {c.McRelativeError} × √{c.Tasks}, so each task-averaged rel_rmse has ≤ {c.McRelativeError} (cap {c.MaxReps}).[/]");

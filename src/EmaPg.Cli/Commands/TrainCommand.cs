@@ -15,9 +15,11 @@ public static class TrainCommand
         var config = new Option<string?>("--config") { Description = "A config file (key = value lines) applied after the preset" };
         var output = new Option<string?>("--out") { Description = "Run directory (default runs/<preset>-s<seed>)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this directory from its last checkpoint" };
+        var restart = new Option<bool>("--restart") { Description = "With --out: start over a run directory whose run never reached a checkpoint (its metrics are discarded)" };
         cmd.Options.Add(config);
         cmd.Options.Add(output);
         cmd.Options.Add(resume);
+        cmd.Options.Add(restart);
         var keyOptions = ConfigSchema.Keys.Select(k => (Key: k, Option: new Option<string?>(k.Option) { Description = k.Help })).ToList();
         foreach (var (_, o) in keyOptions) cmd.Options.Add(o);
 
@@ -31,21 +33,24 @@ public static class TrainCommand
             {
                 if (overrides.Count > 0 || pr.GetValue(config) is not null)
                     throw new UserError("--resume continues a run with its own config; it takes no other config options.");
+                if (pr.GetValue(output) is not null) throw new UserError("--resume continues a run in its own directory; it takes no --out.");
+                if (pr.GetValue(restart)) throw new UserError("--restart starts a run over; it cannot be combined with --resume.");
+                RunDirectory.ValidatePath(resumeDir, "--resume");
                 c = TrainRun.LoadRunConfig(resumeDir);
                 runDir = resumeDir;
             }
             else
             {
-                var preset = overrides.FirstOrDefault(o => o.Name == "preset").Item2 ?? "ema-pg-reverse";
+                var preset = overrides.FirstOrDefault(o => o.Name == "preset").Item2;
                 c = ConfigFile.Resolve(preset, pr.GetValue(config), overrides.Where(o => o.Name != "preset"));
-                runDir = pr.GetValue(output) ?? Path.Combine("runs", $"{c.Preset}-s{c.Seed}");
+                runDir = RunDirectory.ValidatePath(pr.GetValue(output) ?? Path.Combine("runs", $"{c.Preset}-s{c.Seed}"), "--out");
             }
-            return Run(c, runDir, resumeDir is not null);
+            return Run(c, runDir, resumeDir is not null ? TrainRun.StartMode.Resume : pr.GetValue(restart) ? TrainRun.StartMode.Restart : TrainRun.StartMode.New);
         });
         return cmd;
     }
 
-    internal static int Run(TrainConfig c, string runDir, bool resume)
+    internal static int Run(TrainConfig c, string runDir, TrainRun.StartMode mode)
     {
         var inv = CultureInfo.InvariantCulture;
         AnsiConsole.MarkupLine($"[bold]EmaPg train[/] preset [cyan]{c.Preset}[/], KL [cyan]{c.KlEstimator}[/] (k = {c.KlTopK}, β = {c.KlBeta.ToString(inv)}), η = {c.EmaEta.ToString(inv)}, T_ema = {c.EmaPeriod}, seed {c.Seed} → [grey]{runDir}[/]");
@@ -57,7 +62,7 @@ public static class TrainCommand
             .Start(ctx =>
             {
                 var bar = ctx.AddTask("cold start / base eval", maxValue: c.Iterations);
-                summary = TrainRun.Execute(c, runDir, resume,
+                summary = TrainRun.Execute(c, runDir, mode,
                     onIteration: r =>
                     {
                         var m = r.Metrics;

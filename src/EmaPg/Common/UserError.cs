@@ -4,7 +4,7 @@ namespace EmaPg.Common;
 /// An error caused by the user's input (an option, a config key, a data file). The CLI prints its
 /// message without a stack trace and exits with code 2; anything else is a bug and keeps its trace.
 /// </summary>
-public sealed class UserError(string message) : Exception(message);
+public class UserError(string message) : Exception(message);
 
 /// <summary>Validation helpers whose messages always name the option and its allowed range.</summary>
 public static class Check
@@ -31,6 +31,15 @@ public static class Check
         if (!list.Contains(value))
             throw new UserError($"{name} must be one of {string.Join(", ", list)}, got '{value}'.");
         return value;
+    }
+
+    /// <summary>A directory path the user gave for output: non-empty, a valid path, not an existing file.</summary>
+    public static string DirectoryPath(string? path, string option)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new UserError($"{option} must name a directory, got an empty path.");
+        if (path.Contains('\0')) throw new UserError($"{option} '{path}' contains a NUL character.");
+        if (File.Exists(path)) throw new UserError($"{option} '{path}' is a file, not a directory.");
+        return path;
     }
 
     private static string Fmt(double v) => double.IsPositiveInfinity(v) ? "∞" : double.IsNegativeInfinity(v) ? "-∞" : v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);

@@ -25,8 +25,10 @@ public static class Ratios
     public static Tensor ImportanceWeight(Tensor policyLogp, Tensor samplingLogp, EstimatorOptions o)
     {
         var s = (policyLogp.detach() - samplingLogp.detach()).clamp(-o.LogRatioClamp, o.LogRatioClamp).exp();
-        if (o.SMin > 0 || !double.IsPositiveInfinity(o.SMax))
-            s = s.clamp(o.SMin, double.IsPositiveInfinity(o.SMax) ? double.MaxValue : o.SMax);
+        // s ≤ e^LogRatioClamp already, so a larger s_max clips nothing; skipping it keeps values like 1e308,
+        // which float32 cannot hold, from reaching clamp.
+        if (o.SMin > 0) s = s.clamp_min(o.SMin);
+        if (o.SMax < Math.Exp(o.LogRatioClamp)) s = s.clamp_max(o.SMax);
         return s;
     }
 }

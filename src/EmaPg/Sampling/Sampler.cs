@@ -45,6 +45,10 @@ public static class Sampler
         {
             using var stepScope = NewDisposeScope();
             var logp = SamplingLogProbs(logits, options);
+            // A diverged policy gives NaN or ±∞ logits; multinomial would fail deep inside libtorch.
+            var mass = logp.exp().sum(-1);
+            if (!(mass.isfinite().all().item<bool>() && mass.gt(0).all().item<bool>()))
+                throw new NonFiniteOutputError($"the policy's next-token distribution at generation step {step + 1} is not finite (NaN or ±∞ logits).");
             var tok = options.Greedy
                 ? logp.argmax(-1)
                 : multinomial(logp.exp(), 1, generator: generator).squeeze(-1);
@@ -96,7 +100,9 @@ public static class Sampler
     public static Tensor SamplingLogProbs(Tensor logits, SamplingOptions options)
     {
         using var scope = NewDisposeScope();
-        var scaled = logits / options.Temperature;
+        // Shifting by the max first keeps a tiny temperature from overflowing float32 (x / 1e-40 = ∞, and ∞ − ∞ = NaN):
+        // the shifted logits are ≤ 0, so they divide to 0 or −∞ at worst. At T = 1 nothing is scaled.
+        var scaled = options.Temperature == 1.0 ? logits : (logits - logits.amax([-1], keepdim: true)) / options.Temperature;
         if (options.FilterTopK > 0 && options.FilterTopK < scaled.shape[^1])
         {
             var kth = scaled.topk(options.FilterTopK, dim: -1).values.narrow(-1, options.FilterTopK - 1, 1);
@@ -114,3 +120,6 @@ public static class Sampler
         return scaled.log_softmax(-1).MoveToOuterDisposeScope();
     }
 }
+
+/// <summary>The model produced NaN or ±∞ where a distribution was needed: a diverged policy, not a user error.</summary>
+public sealed class NonFiniteOutputError(string message) : ArithmeticException(message);

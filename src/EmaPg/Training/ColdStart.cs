@@ -46,10 +46,18 @@ public static class ColdStart
         string path = cacheDir is null ? "" : Path.Combine(cacheDir, $"coldstart-{key}.ckpt");
         if (cacheDir is not null && File.Exists(path))
         {
-            var cached = Checkpoint.Load(path, device);
-            var (_, meta) = Checkpoint.ReadHeader(path);
-            log?.Invoke($"cold start: reusing {path}");
-            return new ColdStartResult(cached, path, true, ParseOr(meta, "train_seconds"), ParseOr(meta, "final_loss"));
+            try
+            {
+                var (_, meta) = Checkpoint.ReadHeader(path);
+                var cached = Checkpoint.Load(path, device);
+                log?.Invoke($"cold start: reusing {path}");
+                return new ColdStartResult(cached, path, true, ParseOr(meta, "train_seconds"), ParseOr(meta, "final_loss"));
+            }
+            catch (Common.UserError e)
+            {
+                // The cache is derived data: a damaged entry is rebuilt (and replaced atomically), never a reason to fail every later run.
+                log?.Invoke($"warning: cold-start cache {path} is unusable ({e.Message}); training it again.");
+            }
         }
 
         var model = new Qwen2ForCausalLM(modelConfig, device, ScalarType.Float32, seed: sft.Seed);

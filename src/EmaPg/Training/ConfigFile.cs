@@ -13,6 +13,19 @@ public static class ConfigFile
 {
     public static TrainConfig Apply(TrainConfig c, string text, string source)
     {
+        foreach (var (lineNo, key, value) in Parse(text, source))
+        {
+            try { c = key.Set(c, value); }
+            catch (UserError e) { throw new UserError($"{source}:{lineNo}: {e.Message}"); }
+        }
+        return c;
+    }
+
+    /// <summary>The (line, key, value) entries of a config text; a malformed line, an unknown key or a key given twice is an error naming the line.</summary>
+    private static List<(int Line, ConfigKey Key, string Value)> Parse(string text, string source)
+    {
+        var entries = new List<(int, ConfigKey, string)>();
+        var seen = new Dictionary<string, int>();
         int lineNo = 0;
         foreach (var raw in text.Split('\n'))
         {
@@ -23,17 +36,30 @@ public static class ConfigFile
             if (eq <= 0) throw new UserError($"{source}:{lineNo}: expected 'key = value', got '{line}'.");
             var name = line[..eq].Trim();
             var key = ConfigSchema.Find(name) ?? throw new UserError($"{source}:{lineNo}: unknown config key '{name}'.");
-            try { c = key.Set(c, line[(eq + 1)..].Trim()); }
-            catch (UserError e) { throw new UserError($"{source}:{lineNo}: {e.Message}"); }
+            if (seen.TryGetValue(key.Name, out var first)) throw new UserError($"{source}:{lineNo}: {key.Name} is set twice (first on line {first}).");
+            seen[key.Name] = lineNo;
+            entries.Add((lineNo, key, line[(eq + 1)..].Trim()));
         }
-        return c;
+        return entries;
     }
 
-    public static TrainConfig Load(TrainConfig c, string path)
+    /// <summary>The preset a config file names with `preset = …`, if any (checked like every other value).</summary>
+    public static string? PresetOf(string path)
+    {
+        var text = ReadText(path);
+        var entry = Parse(text, path).FirstOrDefault(e => e.Key.Name == "preset");
+        if (entry.Key is null) return null;
+        try { return entry.Key.Set(new TrainConfig(), entry.Value).Preset; }
+        catch (UserError e) { throw new UserError($"{path}:{entry.Line}: {e.Message}"); }
+    }
+
+    private static string ReadText(string path)
     {
         if (!File.Exists(path)) throw new UserError($"config file '{path}' does not exist.");
-        return Apply(c, File.ReadAllText(path), path);
+        return File.ReadAllText(path);
     }
+
+    public static TrainConfig Load(TrainConfig c, string path) => Apply(c, ReadText(path), path);
 
     /// <summary>The preset's text (embedded in the library, identical to configs/&lt;name&gt;.conf).</summary>
     public static string PresetText(string preset)
@@ -45,9 +71,19 @@ public static class ConfigFile
         return new StreamReader(s).ReadToEnd();
     }
 
-    /// <summary>Defaults, then the preset, then an optional config file, then explicit overrides, then cross-checks.</summary>
-    public static TrainConfig Resolve(string preset, string? configPath, IEnumerable<(string Key, string Value)> overrides)
+    public const string DefaultPreset = "ema-pg-reverse";
+
+    /// <summary>
+    /// Defaults, then the preset, then an optional config file, then explicit overrides, then cross-checks. The preset is
+    /// <paramref name="preset"/> (from --preset) or else the one the config file names, so `preset = grpo` in a file
+    /// means GRPO's settings, not just the label; naming two different presets is an error.
+    /// </summary>
+    public static TrainConfig Resolve(string? preset, string? configPath, IEnumerable<(string Key, string Value)> overrides)
     {
+        var filePreset = configPath is null ? null : PresetOf(configPath);
+        if (preset is not null && filePreset is not null && preset != filePreset)
+            throw new UserError($"--preset {preset} contradicts 'preset = {filePreset}' in {configPath}; give one of them.");
+        preset ??= filePreset ?? DefaultPreset;
         var c = new TrainConfig() with { Preset = preset };
         c = Apply(c, PresetText(preset), $"preset {preset}");
         if (configPath is not null) c = Load(c, configPath);

@@ -21,21 +21,29 @@ public static class ConfigSchema
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private static ConfigKey Int(string name, string section, string help, int min, int max, Func<TrainConfig, int> get, Func<TrainConfig, int, TrainConfig> set) =>
-        new(name, section, $"{help} [{min}, {(max == int.MaxValue ? "∞" : max)}]", c => get(c).ToString(Inv), (c, s) =>
+    // The range in --help and in every error message is the one string Check enforces, so they cannot disagree.
+    private static ConfigKey Int(string name, string section, string help, int min, int max, Func<TrainConfig, int> get, Func<TrainConfig, int, TrainConfig> set)
+    {
+        string range = $"[{min.ToString(Inv)}, {max.ToString(Inv)}]";
+        return new(name, section, $"{help} {range}", c => get(c).ToString(Inv), (c, s) =>
         {
-            if (!int.TryParse(s.Trim(), NumberStyles.Integer, Inv, out var v)) throw new UserError($"{name} must be an integer in [{min}, {(max == int.MaxValue ? "∞" : max.ToString())}], got '{s}'.");
-            return set(c, Check.Range(name, v, min, max));
+            if (!int.TryParse(s.Trim(), NumberStyles.Integer, Inv, out var v) || v < min || v > max) throw new UserError($"{name} must be an integer in {range}, got '{s.Trim()}'.");
+            return set(c, v);
         });
+    }
 
-    private static ConfigKey Real(string name, string section, string help, double min, double max, Func<TrainConfig, double> get, Func<TrainConfig, double, TrainConfig> set, bool minOpen = false) =>
-        new(name, section, $"{help} {(minOpen ? "(" : "[")}{min.ToString(Inv)}, {(double.IsPositiveInfinity(max) ? "∞" : max.ToString(Inv))}]", c => get(c).ToString("R", Inv), (c, s) =>
+    private static ConfigKey Real(string name, string section, string help, double min, double max, Func<TrainConfig, double> get, Func<TrainConfig, double, TrainConfig> set, bool minOpen = false, bool maxOpen = false)
+    {
+        string range = $"{(minOpen ? "(" : "[")}{min.ToString(Inv)}, {(double.IsPositiveInfinity(max) ? "∞" : max.ToString(Inv))}{(maxOpen ? ")" : "]")}";
+        return new(name, section, $"{help} {range}", c => get(c).ToString("R", Inv), (c, s) =>
         {
             var t = s.Trim();
             double v = t is "inf" or "∞" ? double.PositiveInfinity : double.TryParse(t, NumberStyles.Float, Inv, out var d) ? d : double.NaN;
-            if (double.IsNaN(v)) throw new UserError($"{name} must be a number in {(minOpen ? "(" : "[")}{min.ToString(Inv)}, {max.ToString(Inv)}], got '{s}'.");
-            return set(c, Check.Range(name, v, min, max, minInclusive: !minOpen));
+            bool ok = !double.IsNaN(v) && (minOpen ? v > min : v >= min) && (maxOpen ? v < max : v <= max);
+            if (!ok) throw new UserError($"{name} must be a number in {range}, got '{t}'.");
+            return set(c, v);
         });
+    }
 
     private static ConfigKey Choice(string name, string section, string help, Func<IEnumerable<string>> choices, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set) =>
         new(name, section, $"{help}; one of: {string.Join(", ", choices())}", get, (c, s) => set(c, Check.OneOf(name, s.Trim(), choices())));
@@ -100,8 +108,8 @@ public static class ConfigSchema
 
         Real("learning_rate", "optimizer", "AdamW learning rate", 0, 1, c => c.LearningRate, (c, v) => c with { LearningRate = v }, minOpen: true),
         Real("weight_decay", "optimizer", "decoupled weight decay", 0, 1, c => c.WeightDecay, (c, v) => c with { WeightDecay = v }),
-        Real("adam_beta1", "optimizer", "Adam β₁", 0, 1, c => c.AdamBeta1, (c, v) => c with { AdamBeta1 = v }),
-        Real("adam_beta2", "optimizer", "Adam β₂", 0, 1, c => c.AdamBeta2, (c, v) => c with { AdamBeta2 = v }),
+        Real("adam_beta1", "optimizer", "Adam β₁", 0, 1, c => c.AdamBeta1, (c, v) => c with { AdamBeta1 = v }, maxOpen: true),
+        Real("adam_beta2", "optimizer", "Adam β₂", 0, 1, c => c.AdamBeta2, (c, v) => c with { AdamBeta2 = v }, maxOpen: true),
         Real("adam_eps", "optimizer", "Adam ε", 0, 1, c => c.AdamEps, (c, v) => c with { AdamEps = v }, minOpen: true),
         Real("grad_clip", "optimizer", "global gradient-norm clip (0 = off)", 0, 1e6, c => c.GradClip, (c, v) => c with { GradClip = v }),
 
@@ -110,6 +118,7 @@ public static class ConfigSchema
         Int("eval_samples", "eval", "samples per test problem (n of pass@k)", 1, 1024, c => c.EvalSamples, (c, v) => c with { EvalSamples = v }),
         Int("pass_k", "eval", "k of pass@k (≤ eval_samples)", 1, 1024, c => c.PassK, (c, v) => c with { PassK = v }),
         Int("checkpoint_every", "run", "iterations between checkpoints", 1, 1_000_000, c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
+        Bool("guard_snapshots", "run", "keep a copy of policy, anchor and AdamW moments from the last good rollout, so an update that leaves non-finite parameters or outputs is rolled back (costs that memory once)", c => c.GuardSnapshots, (c, v) => c with { GuardSnapshots = v }),
         Bool("stability_monitor", "run", "log the Fisher-trace bound αβλ̂_max (eq. 28) every iteration", c => c.StabilityMonitor, (c, v) => c with { StabilityMonitor = v }),
     ];
 
@@ -123,6 +132,10 @@ public static class ConfigSchema
         if (c.TaskMinDigits > c.TaskMaxDigits) throw new UserError($"task_max_digits must be ≥ task_min_digits ({c.TaskMinDigits}), got {c.TaskMaxDigits}.");
         if (c.HiddenSize % c.NumHeads != 0) throw new UserError($"num_heads must divide hidden_size ({c.HiddenSize}), got {c.NumHeads}.");
         if (c.NumHeads % c.NumKvHeads != 0) throw new UserError($"num_kv_heads must divide num_heads ({c.NumHeads}), got {c.NumKvHeads}.");
+        var estimator = Estimators.Get(c.KlEstimator);
+        int vocab = c.VocabSize;   // ≥ the task tokenizer's 16 ids by its range, so it is the model's vocabulary
+        if (c.KlBeta > 0 && estimator.Index != IndexSource.None && (c.KlTopK < 1 || c.KlTopK > vocab))
+            throw new UserError($"kl_topk must be in [1, {vocab}] (the vocabulary) for kl_estimator = {c.KlEstimator}, which sums over a top-k index set; got {c.KlTopK}.");
         int rollouts = c.PromptsPerIteration * c.GroupSize;
         if (c.Minibatches > rollouts) throw new UserError($"minibatches must be ≤ prompts_per_iteration × group_size ({rollouts}), got {c.Minibatches}.");
         return c;

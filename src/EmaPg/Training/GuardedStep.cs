@@ -37,3 +37,19 @@ public static class GuardedStep
         return Math.Sqrt(sq);
     }
 }
+
+/// <summary>Training produced non-finite parameters or outputs repeatedly, even after rolling back: the run stops here.</summary>
+public sealed class RunDivergedError(string message) : Common.UserError(message);
+
+/// <summary>Finiteness checks of what an update produced.</summary>
+public static class FiniteCheck
+{
+    /// <summary>Whether every element of every tensor is finite.</summary>
+    public static bool All(IEnumerable<Tensor> tensors)
+    {
+        using var _ = NewDisposeScope();
+        foreach (var t in tensors)
+            if (!t.isfinite().all().item<bool>()) return false;
+        return true;
+    }
+}

@@ -67,4 +67,5 @@ public sealed record TrainConfig
     public int PassK { get; init; } = 4;
     public int CheckpointEvery { get; init; } = 10;
     public bool StabilityMonitor { get; init; } = true;
+    public bool GuardSnapshots { get; init; } = true;
 }

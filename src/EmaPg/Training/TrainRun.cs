@@ -15,7 +15,7 @@ namespace EmaPg.Training;
 /// </summary>
 public static class TrainRun
 {
-    public const string ConfigName = "config", CheckpointName = "checkpoint.bin", SummaryName = "summary.json";
+    public const string ConfigName = RunDirectory.ConfigName, CheckpointName = RunDirectory.CheckpointName, SummaryName = RunDirectory.SummaryName;
 
     /// <summary>The embedded task; the test split is 512 problems, or a quarter of all problems when operands are that few (1-digit).</summary>
     public static ArithmeticTask MakeTask(TrainConfig c)
@@ -44,23 +44,26 @@ public static class TrainRun
         return new Device(c.Device);
     }
 
-    /// <summary>Runs (or resumes) to completion. <paramref name="onIteration"/> sees each iteration's metrics; <paramref name="log"/> gets status lines.</summary>
-    public static TrainSummary Execute(TrainConfig c, string runDir, bool resume, Action<IterationReport>? onIteration = null, Action<string>? log = null,
+    /// <summary>Whether <see cref="Execute"/> starts a new run, continues one from its checkpoint, or starts over one that never reached a checkpoint.</summary>
+    public enum StartMode { New, Resume, Restart }
+
+    /// <summary>
+    /// Runs (or resumes) to completion. Everything that can be checked about <paramref name="c"/> is checked before the
+    /// run directory is touched; the directory's rules (marker, lock, checkpoint rotation) are <see cref="RunDirectory"/>'s.
+    /// <paramref name="onIteration"/> sees each iteration's metrics; <paramref name="log"/> gets status lines and warnings.
+    /// </summary>
+    public static TrainSummary Execute(TrainConfig c, string runDir, StartMode mode, Action<IterationReport>? onIteration = null, Action<string>? log = null,
         string cacheDir = "runs/.cache", Func<int, bool>? stopAfter = null)
     {
         var total = System.Diagnostics.Stopwatch.StartNew();
-        Directory.CreateDirectory(runDir);
+        ValidateBeforeWriting(c);
+        using var dir = mode == StartMode.Resume ? RunDirectory.OpenExisting(runDir) : RunDirectory.CreateNew(runDir, restart: mode == StartMode.Restart);
+        if (mode != StartMode.Resume) AtomicFile.WriteAllText(dir.ConfigPath, ConfigFile.Format(c));
         if (c.Threads > 0) set_num_threads(c.Threads);
         manual_seed(c.Seed);
         var device = MakeDevice(c);
         var task = MakeTask(c);
         var modelConfig = MakeModelConfig(c, task);
-        var ckptPath = Path.Combine(runDir, CheckpointName);
-        if (!resume)
-        {
-            if (File.Exists(ckptPath)) throw new UserError($"run directory '{runDir}' already holds a run; use --resume {runDir} to continue it or --out to pick another directory.");
-            WriteAtomically(Path.Combine(runDir, ConfigName), ConfigFile.Format(c));
-        }
 
         // The base policy: supervised cold start, cached by its settings; its pass@1 is cached beside it.
         var sft = ColdStart.Run(modelConfig, task, MakeSftConfig(c), cacheDir, device, log);
@@ -69,20 +72,27 @@ public static class TrainRun
 
         using var trainer = new Trainer(c, task, baseModel, basePass1, basePassK);
         int start = 1;
-        if (resume && File.Exists(ckptPath))
+        if (mode == StartMode.Resume)
         {
-            trainer.LoadCheckpoint(ckptPath);
+            var used = dir.LoadCheckpoint(p => { trainer.LoadCheckpoint(p); return p; }, log);
             start = trainer.State.Iteration + 1;
-            log?.Invoke($"resumed {runDir} at iteration {start}");
+            log?.Invoke($"resumed {runDir} at iteration {start} from {Path.GetFileName(used)}");
         }
-        using var metrics = new MetricsLog(runDir, start - 1);
+        using var metrics = new MetricsLog(runDir, start - 1, log);
         double lastPass1 = double.NaN, lastPassK = double.NaN;
         foreach (var row in metrics.History)
             if (row.TryGetValue("test_pass1", out var p1)) { lastPass1 = p1; lastPassK = row.GetValueOrDefault("test_passk", double.NaN); }
 
         for (int t = start; t <= c.Iterations; t++)
         {
-            var m = trainer.Iteration(t);
+            Dictionary<string, double> m;
+            try { m = trainer.Iteration(t); }
+            catch (RunDivergedError e)
+            {
+                int last = LastCheckpointIteration(c, start, t);
+                string where = last > 0 ? $"The last good checkpoint is {dir.CheckpointPath} (iteration {last})" : "No checkpoint was written before it diverged";
+                throw new RunDivergedError($"{e.Message} {where}; change the settings (learning_rate, kl_beta, grad_clip) and start a new run from its config.");
+            }
             bool evalNow = t == c.Iterations || (c.EvalEvery > 0 && t % c.EvalEvery == 0);
             if (evalNow)
             {
@@ -91,14 +101,28 @@ public static class TrainRun
                 m["test_passk"] = lastPassK;
             }
             metrics.Write(t, m);
-            if (t % c.CheckpointEvery == 0 || t == c.Iterations) trainer.SaveCheckpoint(ckptPath);
+            if (Trainer.IsCheckpointIteration(c, t)) dir.SaveCheckpoint(trainer.SaveCheckpoint, p => trainer.VerifyCheckpoint(p));
             onIteration?.Invoke(new IterationReport(t, c.Iterations, m));
             if (stopAfter?.Invoke(t) == true) return Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         }
         LearningCurves.Save(metrics.History, Path.Combine(runDir, "learning-curves.png"), $"{c.Preset} (seed {c.Seed})");
         var summary = Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
-        WriteAtomically(Path.Combine(runDir, SummaryName), JsonSerializer.Serialize(SummaryJson(summary), new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(dir.SummaryPath, JsonSerializer.Serialize(SummaryJson(summary), new JsonSerializerOptions { WriteIndented = true }));
         return summary;
+    }
+
+    /// <summary>The last iteration before <paramref name="failedAt"/> whose checkpoint exists (the one resumed from counts).</summary>
+    private static int LastCheckpointIteration(TrainConfig c, int start, int failedAt) =>
+        Enumerable.Range(1, Math.Max(0, failedAt - 1)).LastOrDefault(t => t == start - 1 || (t >= start && Trainer.IsCheckpointIteration(c, t)));
+
+    /// <summary>Every check that needs no run directory: ranges (already enforced by the schema), combinations, the device.</summary>
+    public static void ValidateBeforeWriting(TrainConfig c)
+    {
+        ConfigSchema.CrossValidate(c);
+        _ = MakeDevice(c);
+        var task = MakeTask(c);
+        MakeModelConfig(c, task);
+        MakeSftConfig(c).Validate();
     }
 
     private static TrainSummary Summary(TrainConfig c, Trainer tr, double p1, double pk, double totalSeconds)
@@ -121,8 +145,15 @@ public static class TrainRun
         var path = $"{ckpt}.eval-{c.EvalProblems}-{c.EvalSamples}-{c.PassK}.json";
         if (File.Exists(path))
         {
-            var d = JsonSerializer.Deserialize<Dictionary<string, double>>(File.ReadAllText(path))!;
-            return (d["pass1"], d["passk"]);
+            try
+            {
+                var d = JsonSerializer.Deserialize<Dictionary<string, double>>(File.ReadAllText(path))!;
+                return (d["pass1"], d["passk"]);
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or NullReferenceException)
+            {
+                log?.Invoke($"warning: the cached base-policy score '{path}' is unreadable; evaluating again.");
+            }
         }
         var res = Eval.Evaluator.Evaluate(model, task, new Eval.EvalOptions
         {
@@ -130,7 +161,7 @@ public static class TrainRun
         });
         var scores = (res.PassAtK[1], res.PassAtK[c.PassK]);
         if (!string.IsNullOrEmpty(ckpt) && Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(ckpt))))
-            WriteAtomically(path, JsonSerializer.Serialize(new Dictionary<string, double> { ["pass1"] = scores.Item1, ["passk"] = scores.Item2 }));
+            AtomicFile.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, double> { ["pass1"] = scores.Item1, ["passk"] = scores.Item2 }));
         log?.Invoke($"base policy: pass@1 {scores.Item1.ToString("P1", CultureInfo.InvariantCulture)}");
         return scores;
     }
@@ -138,15 +169,9 @@ public static class TrainRun
     /// <summary>Reads a run directory's resolved config (for --resume and eval).</summary>
     public static TrainConfig LoadRunConfig(string runDir)
     {
+        RunDirectory.RequireRun(runDir);
         var path = Path.Combine(runDir, ConfigName);
-        if (!File.Exists(path)) throw new UserError($"'{runDir}' is not a run directory (no '{ConfigName}' file).");
+        if (!File.Exists(path)) throw new UserError($"'{runDir}' has no '{ConfigName}' file; it was not started completely.");
         return ConfigSchema.CrossValidate(ConfigFile.Load(new TrainConfig(), path));
-    }
-
-    public static void WriteAtomically(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
     }
 }

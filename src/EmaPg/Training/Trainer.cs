@@ -43,7 +43,12 @@ public sealed class Trainer : IDisposable
     private readonly EstimatorOptions _klOpts;
     private readonly LossAggregationMode _agg;
     private readonly Device _device;
+    private readonly StateSnapshot? _snapshot;
+    private int _consecutiveRollbacks;
     private TrainerState _state;
+
+    /// <summary>Iterations in a row that needed a rollback before the run is declared diverged.</summary>
+    public const int MaxConsecutiveRollbacks = 3;
 
     public TrainerState State => _state;
     public Qwen2ForCausalLM Policy => _policy;
@@ -67,6 +72,7 @@ public sealed class Trainer : IDisposable
         if (_kl is not null && _kl.Index != IndexSource.None && config.KlTopK > basePolicy.Config.VocabSize)
             throw new UserError($"kl_topk must be ≤ the vocabulary size ({basePolicy.Config.VocabSize}), got {config.KlTopK}.");
         _state = new TrainerState { BasePass1 = basePass1, BasePassK = basePassK };
+        if (config.GuardSnapshots) _snapshot = new StateSnapshot(CheckpointTensors().Values);
     }
 
     /// <summary>The tensors a checkpoint holds, by name.</summary>
@@ -80,15 +86,29 @@ public sealed class Trainer : IDisposable
     }
 
     public void SaveCheckpoint(string path) =>
-        TrainerCheckpoint.Save(path, _state with { }, CheckpointTensors().Select(kv => (kv.Key, kv.Value)).Append(("adamw/step", tensor((float)_opt.StepCount))));
+        TrainerCheckpoint.Save(path, _state with { OptimizerSteps = _opt.StepCount }, CheckpointTensors().Select(kv => (kv.Key, kv.Value)));
 
     public void LoadCheckpoint(string path)
     {
-        var step = zeros(1).squeeze();
-        var into = new Dictionary<string, Tensor>(CheckpointTensors()) { ["adamw/step"] = step };
-        _state = TrainerCheckpoint.Load(path, into);
-        _opt.StepCount = (long)step.item<float>();
+        _state = TrainerCheckpoint.Load(path, CheckpointTensors());
+        _opt.StepCount = _state.OptimizerSteps;
+        _snapshot?.Invalidate();
     }
+
+    /// <summary>
+    /// Re-reads a just-written checkpoint from disk before it replaces the previous one: the checksum over every byte
+    /// (computed from the tensors while writing) and the tensor table must match this trainer's state.
+    /// </summary>
+    public void VerifyCheckpoint(string path)
+    {
+        using var r = Common.TensorFile.Open(path, TrainerCheckpoint.Kind);
+        var live = CheckpointTensors();
+        if (r.Tensors.Count != live.Count || live.Any(kv => !r.Tensors.TryGetValue(kv.Key, out var e) || !e.Shape.SequenceEqual(kv.Value.shape)))
+            throw new IOException($"checkpoint '{path}' does not read back as written.");
+    }
+
+    /// <summary>Whether iteration t ends with a checkpoint.</summary>
+    public static bool IsCheckpointIteration(TrainConfig c, int t) => t % c.CheckpointEvery == 0 || t == c.Iterations;
 
     private static int Mix(int seed, int iteration, int salt) => SeedMix.MixInt(seed, iteration, salt);
 
@@ -107,11 +127,25 @@ public sealed class Trainer : IDisposable
         bool reverseTopk = _kl?.Index == IndexSource.SamplingPolicy;
         int k = _kl is null || _kl.Index == IndexSource.None ? 0 : Math.Min(_c.KlTopK, _policy.Config.VocabSize);
         var tok = _task.Tokenizer;
-        var gen = Sampler.Generate(_policy, prompts, new SamplingOptions
+        var samplingOptions = new SamplingOptions
         {
             Temperature = _c.Temperature, MaxNewTokens = _c.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
             ReturnTopK = reverseTopk ? k : 0,
-        }, new Generator(SeedMix.Mix(_c.Seed, t, 2)));
+        };
+        GenerationResult Sample() => Sampler.Generate(_policy, prompts, samplingOptions, new Generator(SeedMix.Mix(_c.Seed, t, 2)));
+        GenerationResult gen;
+        int rollbacks = 0;
+        try { gen = Sample(); }
+        catch (NonFiniteOutputError e)
+        {
+            // The updates since the last good rollout made the policy's outputs non-finite: undo them and sample again.
+            if (_snapshot?.IsValid != true) throw new RunDivergedError($"iteration {t}: {e.Message} No earlier state is kept to roll back to (guard_snapshots = false or just resumed).");
+            RollBack();
+            rollbacks++;
+            try { gen = Sample(); }
+            catch (NonFiniteOutputError e2) { throw new RunDivergedError($"iteration {t}: {e2.Message} (also after rolling back)."); }
+        }
+        _snapshot?.Take(_opt.StepCount);   // this state's outputs were finite: the point to roll back to
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;
@@ -154,7 +188,8 @@ public sealed class Trainer : IDisposable
         double klSum = 0, objSum = 0, clipSum = 0, gnSum = 0, entSum = 0, sMean = 0, sMax = 0;
         int steps = 0, applied = 0;
         long skipped = 0, trainTokens = 0;
-        for (int v = 0; v < _c.InnerUpdates; v++)
+        bool undone = false;
+        for (int v = 0; v < _c.InnerUpdates && !undone; v++)
         {
             var order = Enumerable.Range(0, (int)n).OrderBy(_ => shuffle.Next()).ToArray();
             int per = (int)Math.Ceiling(n / (double)_c.Minibatches);
@@ -197,6 +232,14 @@ public sealed class Trainer : IDisposable
                 }
                 var step = GuardedStep.Apply(terms.Loss, _opt, _c.GradClip);
                 if (!step.Applied) { skipped++; continue; }
+                if (_snapshot is not null && !FiniteCheck.All(_policy.parameters()))
+                {
+                    // A finite loss and gradient can still step to ±∞ (e.g. Adam with β₂ = 0): undo this iteration's updates.
+                    RollBack();
+                    rollbacks++;
+                    undone = true;
+                    break;
+                }
                 double gn = step.GradNorm;
                 applied++;
                 klSum += terms.Kl.item<float>();
@@ -208,8 +251,18 @@ public sealed class Trainer : IDisposable
         }
         double trainSeconds = trainSw.Elapsed.TotalSeconds;
 
+        // A checkpoint must hold a policy whose outputs are finite, not only its parameters: probe before it is written.
+        if (_snapshot is not null && !undone && IsCheckpointIteration(_c, t) && !OutputsFinite(seqs, attn))
+        {
+            RollBack();
+            rollbacks++;
+        }
+
         // Lines 25–27: the EMA anchor.
         bool updated = _ema.MaybeUpdate(_anchor, _policy, t);
+        _consecutiveRollbacks = rollbacks > 0 ? _consecutiveRollbacks + 1 : 0;
+        if (_consecutiveRollbacks >= MaxConsecutiveRollbacks)
+            throw new RunDivergedError($"training diverged: {MaxConsecutiveRollbacks} iterations in a row (up to {t}) produced non-finite parameters or outputs and were rolled back.");
 
         m["kl"] = applied > 0 ? klSum / applied : double.NaN;
         m["pg_objective"] = applied > 0 ? objSum / applied : double.NaN;
@@ -221,18 +274,29 @@ public sealed class Trainer : IDisposable
         m["ema_lag"] = EmaAnchor.Lag(_anchor, _policy);
         m["anchor_updated"] = updated ? 1 : 0;
         m["skipped_steps"] = skipped;
+        m["rolled_back"] = rollbacks;
         m["sample_tokens_per_second"] = sampledTokens / Math.Max(1e-9, sampleSeconds);
         m["train_tokens_per_second"] = trainTokens / Math.Max(1e-9, trainSeconds);
         m["iteration_seconds"] = sw.Elapsed.TotalSeconds;
 
         _state = _state with
         {
-            Iteration = t, SkippedSteps = _state.SkippedSteps + skipped,
+            Iteration = t, SkippedSteps = _state.SkippedSteps + skipped, RolledBackSteps = _state.RolledBackSteps + rollbacks,
             SampleTokens = _state.SampleTokens + sampledTokens, SampleSeconds = _state.SampleSeconds + sampleSeconds,
             TrainTokens = _state.TrainTokens + trainTokens, TrainSeconds = _state.TrainSeconds + trainSeconds,
             WallSeconds = _state.WallSeconds + sw.Elapsed.TotalSeconds,
         };
         return m;
+    }
+
+    private void RollBack() => _opt.StepCount = _snapshot!.Restore();
+
+    private bool OutputsFinite(Tensor seqs, Tensor attn)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        long rows = Math.Min(4, seqs.shape[0]);
+        return FiniteCheck.All([_policy.Forward(seqs.narrow(0, 0, rows), attn.narrow(0, 0, rows))]);
     }
 
     /// <summary>Sequences per iteration whose score norms estimate tr F (one per group, so prompts differ).</summary>
@@ -264,15 +328,25 @@ public sealed class Trainer : IDisposable
     /// <summary>pass@1 and pass@k of the current policy on the fixed test split.</summary>
     public (double Pass1, double PassK) Evaluate()
     {
-        var res = Evaluator.Evaluate(_policy, _task, new EvalOptions
+        EvalResult Run() => Evaluator.Evaluate(_policy, _task, new EvalOptions
         {
             SamplesPerProblem = _c.EvalSamples, Ks = _c.PassK == 1 ? [1] : [1, _c.PassK], MaxProblems = _c.EvalProblems, Seed = 12345,
         });
+        EvalResult res;
+        try { res = Run(); }
+        catch (NonFiniteOutputError e)
+        {
+            if (_snapshot?.IsValid != true) throw new RunDivergedError($"evaluation after iteration {_state.Iteration}: {e.Message}");
+            RollBack();
+            _state = _state with { RolledBackSteps = _state.RolledBackSteps + 1 };
+            res = Run();
+        }
         return (res.PassAtK[1], res.PassAtK[_c.PassK]);
     }
 
     public void Dispose()
     {
+        _snapshot?.Dispose();
         _opt.Dispose();
         _policy.Dispose();
         _anchor.Dispose();

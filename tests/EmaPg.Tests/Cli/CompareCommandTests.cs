@@ -30,6 +30,7 @@ public class CompareCommandTests
         Directory.CreateDirectory(runDir);
         var other = ConfigFile.Resolve("grpo", null, [("seed", "0"), ("iterations", "7")]);
         File.WriteAllText(Path.Combine(runDir, TrainRun.ConfigName), ConfigFile.Format(other));
+        File.WriteAllText(Path.Combine(runDir, RunDirectory.MarkerName), "{\"format\":\"emapg-run\",\"version\":1}");
         try
         {
             var (code, _, stderr) = CliRunner.Run("compare", "--presets", "grpo", "--seeds", "1", "--out", dir, "--iterations", "5");

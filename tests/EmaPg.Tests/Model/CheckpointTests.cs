@@ -38,6 +38,6 @@ public class CheckpointTests : IDisposable
         using var other = TinyModels.Float64(tied: false);
         Assert.Throws<UserError>(() => Checkpoint.LoadInto(other, path));
         File.WriteAllText(Path.Combine(_dir, "junk"), "not a checkpoint");
-        Assert.Throws<UserError>(() => Checkpoint.Load(Path.Combine(_dir, "junk")));
+        Assert.ThrowsAny<UserError>(() => Checkpoint.Load(Path.Combine(_dir, "junk")));
     }
 }

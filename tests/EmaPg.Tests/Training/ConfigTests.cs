@@ -34,13 +34,13 @@ public class ConfigTests
     [Fact]
     public void ErrorsNameTheKeyTheRangeAndTheFileLine()
     {
-        Assert.Contains("kl_beta must be in [0, 1E+06], got -1", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("kl_beta", "-1")])).Message);
+        Assert.Contains("kl_beta must be a number in [0, 1000000], got '-1'", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("kl_beta", "-1")])).Message);
         Assert.Contains("unknown config key 'klbeta'", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("klbeta", "1")])).Message);
-        Assert.Contains("group_size must be an integer in [2, 1024], got 1", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("group_size", "1")])).Message);
+        Assert.Contains("group_size must be an integer in [2, 1024], got '1'", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("group_size", "1")])).Message);
         Assert.Contains("kl_estimator must be one of", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("kl_estimator", "k9")])).Message);
         Assert.Contains("pass_k must be ≤ eval_samples", Assert.Throws<UserError>(() => ConfigFile.Resolve("grpo", null, [("pass_k", "9"), ("eval_samples", "4")])).Message);
         var e = Assert.Throws<UserError>(() => ConfigFile.Apply(new TrainConfig(), "seed = 1\n# ok\nema_eta = 2\n", "my.conf"));
-        Assert.Equal("my.conf:3: ema_eta must be in [0, 1], got 2.", e.Message);
+        Assert.Equal("my.conf:3: ema_eta must be a number in [0, 1], got '2'.", e.Message);
         Assert.Contains("my.conf:1: expected 'key = value'", Assert.Throws<UserError>(() => ConfigFile.Apply(new TrainConfig(), "seed 1", "my.conf")).Message);
         Assert.Contains("preset must be one of", Assert.Throws<UserError>(() => ConfigFile.Resolve("ppo", null, [])).Message);
     }
@@ -51,5 +51,66 @@ public class ConfigTests
         var dir = Path.Combine(AppContext.BaseDirectory, "../../../../../configs");
         foreach (var p in ConfigSchema.Presets)
             Assert.Equal(File.ReadAllText(Path.Combine(dir, p + ".conf")), ConfigFile.PresetText(p));
+    }
+}
+
+public class ConfigSafetyTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("emapg-config-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void ADuplicateKeyIsAnErrorNamingBothLines()
+    {
+        var e = Assert.Throws<UserError>(() => ConfigFile.Apply(new TrainConfig(), "kl_beta = 0.1\nseed = 2\nkl-beta = 0.2\n", "my.conf"));
+        Assert.Equal("my.conf:3: kl_beta is set twice (first on line 1).", e.Message);
+    }
+
+    [Fact]
+    public void APresetInAFileSelectsThatPresetsSettings()
+    {
+        var f = Path.Combine(_dir, "p.conf");
+        File.WriteAllText(f, "preset = grpo\nseed = 4\n");
+        var c = ConfigFile.Resolve(null, f, []);
+        Assert.Equal(ConfigFile.Resolve("grpo", null, [("seed", "4")]), c);
+        Assert.Equal("k3", c.KlEstimator);
+        Assert.Contains("contradicts", Assert.Throws<UserError>(() => ConfigFile.Resolve("ema-pg-forward", f, [])).Message);
+    }
+
+    /// <summary>For every numeric key, the range printed in --help is the range an out-of-range value is rejected with.</summary>
+    [Fact]
+    public void HelpRangesAreTheEnforcedRanges()
+    {
+        var range = new System.Text.RegularExpressions.Regex(@"[\[(][^\[\]()]*, [^\[\]()]*[\])]$");
+        int checkedKeys = 0;
+        foreach (var key in ConfigSchema.Keys)
+        {
+            var m = range.Match(key.Help);
+            if (!m.Success) continue;
+            var bounds = m.Value[1..^1].Split(", ");
+            bool minOpen = m.Value[0] == '(', maxOpen = m.Value[^1] == ')';
+            double min = double.Parse(bounds[0], System.Globalization.CultureInfo.InvariantCulture);
+            string max = bounds[1];
+            foreach (var bad in new[] { minOpen ? bounds[0] : (min - 1).ToString(System.Globalization.CultureInfo.InvariantCulture), max == "∞" ? null : maxOpen ? max : max + "1" })
+            {
+                if (bad is null) continue;
+                var e = Assert.Throws<UserError>(() => key.Set(new TrainConfig(), bad));
+                Assert.Contains(m.Value, e.Message);
+            }
+            if (!minOpen) key.Set(new TrainConfig(), bounds[0]);   // the printed bound itself is accepted
+            checkedKeys++;
+        }
+        Assert.True(checkedKeys > 30, $"{checkedKeys}");
+    }
+
+    [Fact]
+    public void CombinationsAreRejectedBeforeARunDirectoryExists()
+    {
+        var dir = Path.Combine(_dir, "never");
+        var c = new TrainConfig { KlTopK = 0 };   // each value in range; the combination with topk-reverse is not
+        Assert.Contains("kl_topk must be in [1, 64]", Assert.Throws<UserError>(() => TrainRun.Execute(c, dir, TrainRun.StartMode.New, cacheDir: _dir)).Message);
+        var odd = new TrainConfig { HiddenSize = 12, NumHeads = 4, NumKvHeads = 2 };   // head dim 3: no rotary embedding
+        Assert.ThrowsAny<UserError>(() => TrainRun.Execute(odd, dir, TrainRun.StartMode.New, cacheDir: _dir));
+        Assert.False(Directory.Exists(dir));
     }
 }

@@ -118,26 +118,28 @@ public class TrainerTests : IDisposable
 
     private static readonly HashSet<string> TimingKeys = ["iteration_seconds", "sample_tokens_per_second", "train_tokens_per_second"];
 
-    private static List<Dictionary<string, double?>> Metrics(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Where(l => l.Length > 0)
-            .Select(l => JsonSerializer.Deserialize<Dictionary<string, double?>>(l)!.Where(kv => !TimingKeys.Contains(kv.Key)).ToDictionary())
-            .ToList();
+    private static List<Dictionary<string, double>> Metrics(string runDir) =>
+        MetricsLog.Read(runDir).Select(r => r.Where(kv => !TimingKeys.Contains(kv.Key)).ToDictionary()).ToList();
 
     [Fact]
     public void ResumedRunReproducesTheUninterruptedOne()
     {
         string cache = Path.Combine(_dir, "cache"), a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b");
-        var full = TrainRun.Execute(TinyRun, a, resume: false, cacheDir: cache);
+        var full = TrainRun.Execute(TinyRun, a, TrainRun.StartMode.New, cacheDir: cache);
 
         // "Killed" after iteration 5: the last checkpoint is from iteration 4, and line 5 of metrics.jsonl is
         // already written (plus a torn line, as a kill mid-write leaves), so resuming must redo iteration 5.
-        TrainRun.Execute(TinyRun, b, resume: false, cacheDir: cache, stopAfter: t => t == 5);
+        TrainRun.Execute(TinyRun, b, TrainRun.StartMode.New, cacheDir: cache, stopAfter: t => t == 5);
         File.AppendAllText(Path.Combine(b, "metrics.jsonl"), "{\"iteration\":6,\"rew");
         Assert.False(File.Exists(Path.Combine(b, TrainRun.SummaryName)));
-        var resumed = TrainRun.Execute(TrainRun.LoadRunConfig(b), b, resume: true, cacheDir: cache);
+        var resumed = TrainRun.Execute(TrainRun.LoadRunConfig(b), b, TrainRun.StartMode.Resume, cacheDir: cache);
 
         var ma = Metrics(a);
         var mb = Metrics(b);
+        // Append-only: the first session's iteration-5 row is still in the file, superseded by the resume event.
+        var lines = File.ReadAllLines(Path.Combine(b, MetricsLog.FileName));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("{\"iteration\":5,")));
+        Assert.Contains("{\"event\":\"resume\",\"iteration\":4}", lines);
         Assert.Equal(6, ma.Count);
         Assert.Equal(ma.Count, mb.Count);
         for (int i = 0; i < ma.Count; i++) Assert.Equal(ma[i], mb[i]);
@@ -176,8 +178,8 @@ public class TrainerTests : IDisposable
     public void StartingOverAnExistingRunIsAUserError()
     {
         string cache = Path.Combine(_dir, "cache"), a = Path.Combine(_dir, "a");
-        TrainRun.Execute(TinyRun with { Iterations = 2 }, a, resume: false, cacheDir: cache);
-        var e = Assert.Throws<EmaPg.Common.UserError>(() => TrainRun.Execute(TinyRun with { Iterations = 2 }, a, resume: false, cacheDir: cache));
+        TrainRun.Execute(TinyRun with { Iterations = 2 }, a, TrainRun.StartMode.New, cacheDir: cache);
+        var e = Assert.Throws<EmaPg.Common.UserError>(() => TrainRun.Execute(TinyRun with { Iterations = 2 }, a, TrainRun.StartMode.New, cacheDir: cache));
         Assert.Contains("--resume", e.Message);
     }
 }
@@ -196,5 +198,69 @@ public class SeedMixTests
                 for (int salt = 0; salt < 4; salt++)
                     Assert.True(seen.Add(EmaPg.Common.SeedMix.Mix(seed, it, salt)));
         Assert.InRange(EmaPg.Common.SeedMix.MixInt(7, 3, 1), 0, int.MaxValue);
+    }
+}
+
+/// <summary>The numerical guard: an update that leaves non-finite parameters or outputs is rolled back and counted; repeated failure stops the run.</summary>
+public class TrainerGuardTests
+{
+    private static readonly TrainConfig Tiny = new()
+    {
+        Seed = 3, PromptsPerIteration = 4, GroupSize = 4, MaxNewTokens = 2, LearningRate = 1e-2, KlEstimator = "topk-reverse", KlTopK = 4,
+        KlBeta = 0.01, EmaEta = 0.5, EmaPeriod = 2, EvalProblems = 2, EvalSamples = 2, PassK = 2, Iterations = 50, CheckpointEvery = 50,
+    };
+
+    private static Qwen2ForCausalLM Policy() => new(new Qwen2Config
+    {
+        VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 32,
+    }, CPU, ScalarType.Float32, 5);
+
+    private static void Poison(Trainer trainer)
+    {
+        using var _ = no_grad();
+        trainer.Policy.parameters().First().fill_(float.NaN);
+    }
+
+    [Fact]
+    public void NonFiniteSamplerInputsRollBackToTheLastGoodRollout()
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = Policy();
+        using var trainer = new Trainer(Tiny, task, basePolicy, 0, 0);
+        trainer.Iteration(1);
+        Poison(trainer);   // as if iteration 1's update had diverged with a finite loss and gradient
+        var m = trainer.Iteration(2);
+        Assert.Equal(1, m["rolled_back"]);
+        Assert.True(FiniteCheck.All(trainer.Policy.parameters()));
+        Assert.True(double.IsFinite(m["kl"]));
+        Assert.Equal(1, trainer.State.RolledBackSteps);
+        Assert.Equal(0, trainer.Iteration(3)["rolled_back"]);
+    }
+
+    [Fact]
+    public void ARunThatKeepsFailingStopsWithAClearMessage()
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = Policy();
+        using var trainer = new Trainer(Tiny, task, basePolicy, 0, 0);
+        trainer.Iteration(1);
+        int t = 2;
+        var e = Assert.Throws<RunDivergedError>(() =>
+        {
+            for (; t < 10; t++) { Poison(trainer); trainer.Iteration(t); }
+        });
+        Assert.Equal(1 + Trainer.MaxConsecutiveRollbacks, t);
+        Assert.Contains("diverged", e.Message);
+    }
+
+    [Fact]
+    public void WithoutSnapshotsADivergedPolicyStopsTheRunInsteadOfCrashingTheSampler()
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = Policy();
+        using var trainer = new Trainer(Tiny with { GuardSnapshots = false }, task, basePolicy, 0, 0);
+        trainer.Iteration(1);
+        Poison(trainer);
+        Assert.Contains("not finite", Assert.Throws<RunDivergedError>(() => trainer.Iteration(2)).Message);
     }
 }
