@@ -41,7 +41,7 @@ public static class Program
     /// The one top-level handler: a user error or an I/O failure (read-only directory, full disk, missing path) is one line
     /// on stderr; anything else is a bug, reported in three lines with the full trace written to a file, never dumped raw.
     /// </summary>
-    internal static int Report(Exception e)
+    public static int Report(Exception e)
     {
         var inner = Unwrap(e);
         switch (inner)

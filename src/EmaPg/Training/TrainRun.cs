@@ -132,13 +132,14 @@ public static class TrainRun
             s.TrainTokens / Math.Max(1e-9, s.TrainSeconds), s.SampleTokens / Math.Max(1e-9, s.SampleSeconds), s.SkippedSteps, c.Preset, c.KlEstimator, c.Seed, totalSeconds);
     }
 
-    public static Dictionary<string, object> SummaryJson(TrainSummary s) => new()
+    /// <summary>summary.json's fields; a value that is not finite (e.g. no evaluation survived in a damaged run's metrics) is written as null, which JSON can hold.</summary>
+    public static Dictionary<string, object?> SummaryJson(TrainSummary s) => new Dictionary<string, object?>
     {
         ["base_pass1"] = s.BasePass1, ["base_passk"] = s.BasePassK, ["final_pass1"] = s.FinalPass1, ["final_passk"] = s.FinalPassK,
         ["k"] = s.K, ["iterations"] = s.Iterations, ["wall_seconds"] = s.WallSeconds,
         ["train_tokens_per_second"] = s.TrainTokensPerSecond, ["sample_tokens_per_second"] = s.SampleTokensPerSecond,
         ["skipped_steps"] = s.SkippedSteps, ["total_seconds"] = s.TotalSeconds, ["preset"] = s.Preset, ["kl_estimator"] = s.KlEstimator, ["seed"] = s.Seed,
-    };
+    }.ToDictionary(kv => kv.Key, kv => kv.Value is double d && !double.IsFinite(d) ? null : kv.Value);
 
     private static (double, double) BaseScores(TrainConfig c, ITask task, Qwen2ForCausalLM model, string ckpt, Action<string>? log)
     {
