@@ -13,12 +13,11 @@ public static class Comparison
     /// <summary>Reads runDirs' metrics.jsonl and aggregates <paramref name="key"/> over the iterations every seed evaluated.</summary>
     public static Curve Aggregate(string preset, IReadOnlyList<string> runDirs, string key = "test_pass1")
     {
-        var perSeed = runDirs.Select(d => File.ReadAllLines(Path.Combine(d, "metrics.jsonl"))
-            .Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Dictionary<string, double?>>(l)!).ToList()).ToList();
-        var its = perSeed.Select(rows => rows.Where(r => r.GetValueOrDefault(key) is not null).Select(r => r["iteration"]!.Value).ToHashSet())
+        var perSeed = runDirs.Select(d => MetricsLog.Read(d)).ToList();
+        var its = perSeed.Select(rows => rows.Where(r => r.ContainsKey(key)).Select(r => r["iteration"]).ToHashSet())
             .Aggregate((a, b) => { a.IntersectWith(b); return a; }).OrderBy(x => x).ToArray();
-        double[] Values(List<Dictionary<string, double?>> rows) => its.Select(i => rows.First(r => r["iteration"] == i)[key]!.Value).ToArray();
-        double[] Wall(List<Dictionary<string, double?>> rows) => its.Select(i => rows.Where(r => r["iteration"] <= i).Sum(r => r.GetValueOrDefault("iteration_seconds") ?? 0)).ToArray();
+        double[] Values(List<IReadOnlyDictionary<string, double>> rows) => its.Select(i => rows.First(r => r["iteration"] == i)[key]).ToArray();
+        double[] Wall(List<IReadOnlyDictionary<string, double>> rows) => its.Select(i => rows.Where(r => r["iteration"] <= i).Sum(r => r.GetValueOrDefault("iteration_seconds"))).ToArray();
         var vals = perSeed.Select(Values).ToList();
         var walls = perSeed.Select(Wall).ToList();
         int n = its.Length;

@@ -77,3 +77,21 @@ public class TensorFileTests : IDisposable
         throw new InvalidOperationException(needle);
     }
 }
+
+public class AtomicFileTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("emapg-atomic-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void AFailedWriteLeavesTheTargetAndNoTemporaryFile()
+    {
+        var path = Path.Combine(_dir, "checkpoint.bin");
+        File.WriteAllText(path, "previous");
+        // As a full disk does: some bytes are written, then the write fails.
+        Assert.Throws<IOException>(() => AtomicFile.Write(path, s => { s.Write(new byte[1000]); throw new IOException("No space left on device"); }));
+        Assert.Equal("previous", File.ReadAllText(path));
+        Assert.Equal([path], Directory.GetFiles(_dir));
+        Assert.NotEqual(AtomicFile.TempPathFor(path), AtomicFile.TempPathFor(path));   // two writers never share a temporary file
+    }
+}
