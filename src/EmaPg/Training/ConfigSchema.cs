@@ -94,7 +94,8 @@ public static class ConfigSchema
         Int("minibatches", "objective", "optimiser steps per pass (the rollout batch is split evenly)", 1, 4096, c => c.Minibatches, (c, v) => c with { Minibatches = v }),
         Real("clip_eps_low", "objective", "ε_low of clip-higher", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
         Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
-        Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => ["group", "global", "none"], c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
+        Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
+        Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip with ε_low/ε_high, App. A)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
         Choice("kl_estimator", "kl", "per-token KL estimator (docs/findings.md)", () => Estimators.Names, c => c.KlEstimator, (c, v) => c with { KlEstimator = v }),

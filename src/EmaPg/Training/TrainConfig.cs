@@ -39,6 +39,7 @@ public sealed record TrainConfig
     public double ClipEpsLow { get; init; } = 0.2;
     public double ClipEpsHigh { get; init; } = 0.28;
     public string AdvantageNorm { get; init; } = "group";
+    public string PolicyLoss { get; init; } = "clip-higher";
     public string LossAggMode { get; init; } = "token-mean";
 
     // KL regulariser (§5, Alg. 1–2)

@@ -39,9 +39,8 @@ public sealed class Trainer : IDisposable
     private readonly Qwen2ForCausalLM _anchor;
     private readonly AdamW _opt;
     private readonly EmaAnchor _ema;
-    private readonly DivergenceEstimator? _kl;
-    private readonly EstimatorOptions _klOpts;
-    private readonly LossAggregationMode _agg;
+    private readonly ExperienceMaker _maker;
+    private readonly PolicyUpdater _updater;
     private readonly Device _device;
     private readonly StateSnapshot? _snapshot;
     private int _consecutiveRollbacks;
@@ -66,11 +65,12 @@ public sealed class Trainer : IDisposable
         foreach (var p in _anchor.parameters()) p.requires_grad = false;
         _opt = new AdamW(_policy.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps, config.WeightDecay);
         _ema = new EmaAnchor(config.EmaEta, config.EmaPeriod);
-        _kl = config.KlBeta > 0 ? Estimators.Get(config.KlEstimator) : null;
-        _klOpts = new EstimatorOptions { SMin = config.IsClipMin, SMax = config.IsClipMax }.Validated();
-        _agg = LossAggregation.Parse(config.LossAggMode);
-        if (_kl is not null && _kl.Index != IndexSource.None && config.KlTopK > basePolicy.Config.VocabSize)
+        var kl = config.KlBeta > 0 ? Estimators.Get(config.KlEstimator) : null;
+        if (kl is not null && kl.Index != IndexSource.None && config.KlTopK > basePolicy.Config.VocabSize)
             throw new UserError($"kl_topk must be ≤ the vocabulary size ({basePolicy.Config.VocabSize}), got {config.KlTopK}.");
+        _maker = new ExperienceMaker(config, task, kl, Advantages.Get(config.AdvantageNorm));
+        _updater = new PolicyUpdater(config, _policy, _opt, kl, new EstimatorOptions { SMin = config.IsClipMin, SMax = config.IsClipMax }.Validated(),
+            LossAggregation.Parse(config.LossAggMode), PolicyLosses.Get(config.PolicyLoss), checkFinite: config.GuardSnapshots);
         _state = new TrainerState { BasePass1 = basePass1, BasePassK = basePassK };
         if (config.GuardSnapshots) _snapshot = new StateSnapshot(CheckpointTensors().Values);
     }
@@ -110,149 +110,36 @@ public sealed class Trainer : IDisposable
     /// <summary>Whether iteration t ends with a checkpoint.</summary>
     public static bool IsCheckpointIteration(TrainConfig c, int t) => t % c.CheckpointEvery == 0 || t == c.Iterations;
 
-    private static int Mix(int seed, int iteration, int salt) => SeedMix.MixInt(seed, iteration, salt);
-
-    /// <summary>Runs iteration t (1-based) and returns its metrics.</summary>
+    /// <summary>Runs iteration t (1-based) and returns its metrics: make experience, (monitor), update, roll back if needed, anchor.</summary>
     public Dictionary<string, double> Iteration(int t)
     {
         var m = new Dictionary<string, double>();
         using var scope = NewDisposeScope();
         var sw = Stopwatch.StartNew();
-
-        // Lines 3–5: prompts and rollouts from θ_old = θ.
-        var rng = new Random(Mix(_c.Seed, t, 1));
-        var problems = Enumerable.Range(0, _c.PromptsPerIteration).Select(_ => _task.SampleTrain(rng)).ToList();
-        var rolloutProblems = problems.SelectMany(p => Enumerable.Repeat(p, _c.GroupSize)).ToList();
-        var prompts = rolloutProblems.Select(_task.EncodePrompt).ToList();
-        bool reverseTopk = _kl?.Index == IndexSource.SamplingPolicy;
-        int k = _kl is null || _kl.Index == IndexSource.None ? 0 : Math.Min(_c.KlTopK, _policy.Config.VocabSize);
-        var tok = _task.Tokenizer;
-        var samplingOptions = new SamplingOptions
-        {
-            Temperature = _c.Temperature, MaxNewTokens = _c.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
-            ReturnTopK = reverseTopk ? k : 0,
-        };
-        GenerationResult Sample() => Sampler.Generate(_policy, prompts, samplingOptions, new Generator(SeedMix.Mix(_c.Seed, t, 2)));
-        GenerationResult gen;
         int rollbacks = 0;
-        try { gen = Sample(); }
+        Experience x;
+        try { x = _maker.Make(t, _policy, _anchor); }
         catch (NonFiniteOutputError e)
         {
             // The updates since the last good rollout made the policy's outputs non-finite: undo them and sample again.
             if (_snapshot?.IsValid != true) throw new RunDivergedError($"iteration {t}: {e.Message} No earlier state is kept to roll back to (guard_snapshots = false or just resumed).");
             RollBack();
             rollbacks++;
-            try { gen = Sample(); }
+            try { x = _maker.Make(t, _policy, _anchor); }
             catch (NonFiniteOutputError e2) { throw new RunDivergedError($"iteration {t}: {e2.Message} (also after rolling back)."); }
         }
         _snapshot?.Take(_opt.StepCount);   // this state's outputs were finite: the point to roll back to
-        var mask = gen.ResponseMask;
-        long sampledTokens = (long)mask.sum().item<float>();
-        double sampleSeconds = sw.Elapsed.TotalSeconds;
 
-        var rewards = rolloutProblems.Select((p, i) => _task.Reward(p, gen.ResponseTokens[i])).ToArray();
-        m["reward_mean"] = rewards.Average();
-        m["train_accuracy"] = rewards.Count(r => r >= 1.0) / (double)rewards.Length;
-        m["response_length"] = sampledTokens / (double)rewards.Length;
-        if (_c.StabilityMonitor) LogStability(m, gen, mask);
+        m["reward_mean"] = x.Rewards.Average();
+        m["train_accuracy"] = x.Rewards.Count(r => r >= 1.0) / (double)x.Rewards.Length;
+        m["response_length"] = x.SampledTokens / (double)x.Rewards.Length;
+        if (_c.StabilityMonitor) LogStability(m, x);
 
-        // Line 6: log π_old and log π_ema at the sampled tokens; lines 7–11: the index set q.
-        Tensor oldLogp, anchorLogp;
-        Tensor? q = null, anchorLogpQ = null, anchorFull = null;
-        using (no_grad())
-        {
-            oldLogp = Scorer.Score(_policy, gen).LogProbs;
-            if (reverseTopk) q = gen.TopKIndices!;
-            var anchorScore = Scorer.Score(_anchor, gen, gatherIndices: q, topK: _kl?.Index == IndexSource.Anchor ? k : 0, returnFull: _kl?.NeedsFullLogits == true);
-            anchorLogp = anchorScore.LogProbs;
-            if (_kl?.Index == IndexSource.Anchor) { q = anchorScore.TopKIndices!; anchorLogpQ = anchorScore.TopKLogProbs!; }
-            else if (reverseTopk) anchorLogpQ = anchorScore.GatheredLogProbs!;
-            anchorFull = anchorScore.FullLogProbs;
-        }
-
-        // Line 12: advantages.
-        var r = tensor(rewards, dtype: float32, device: _device);
-        var adv = _c.AdvantageNorm switch
-        {
-            "group" => GroupAdvantage.Compute(r, _c.GroupSize),
-            "global" => GlobalAdvantageNormalization.Compute(r, _c.GroupSize),
-            _ => GroupAdvantage.Compute(r, _c.GroupSize, divideByStd: false),
-        };
-
-        // Lines 13–24: Λ passes of mini-batch updates.
-        var trainSw = Stopwatch.StartNew();
-        var seqs = gen.Sequences();
-        var attn = gen.AttentionMask();
-        long lp = gen.PromptLength, L = gen.ResponseLength, n = seqs.shape[0];
-        var shuffle = new Random(Mix(_c.Seed, t, 3));
-        double klSum = 0, objSum = 0, clipSum = 0, gnSum = 0, entSum = 0, sMean = 0, sMax = 0;
-        int steps = 0, applied = 0;
-        long skipped = 0, trainTokens = 0;
-        bool undone = false;
-        for (int v = 0; v < _c.InnerUpdates && !undone; v++)
-        {
-            var order = Enumerable.Range(0, (int)n).OrderBy(_ => shuffle.Next()).ToArray();
-            int per = (int)Math.Ceiling(n / (double)_c.Minibatches);
-            for (int start = 0; start < n; start += per)
-            {
-                using var stepScope = NewDisposeScope();
-                var idx = tensor(order.Skip(start).Take(per).Select(i => (long)i).ToArray(), device: _device);
-                var logits = _policy.Forward(seqs.index_select(0, idx), attn.index_select(0, idx)).narrow(1, lp - 1, L);
-                long b = idx.shape[0], vocab = logits.shape[2];
-                var sampled = gen.ResponseIds.index_select(0, idx).reshape(-1);
-                var flatLogits = logits.reshape(b * L, vocab);
-                var mb = mask.index_select(0, idx);
-                var x = KlInputs.FromPolicyLogits(flatLogits, sampled, gen.LogProbs.index_select(0, idx).reshape(-1), anchorLogp.index_select(0, idx).reshape(-1),
-                    q?.index_select(0, idx).reshape(b * L, -1), anchorLogpQ?.index_select(0, idx).reshape(b * L, -1));
-                Tensor? klTok = null;
-                if (_kl is not null)
-                {
-                    if (_kl.NeedsFullLogits)
-                        x = new KlInputs
-                        {
-                            PolicyLogp = x.PolicyLogp, AnchorLogp = x.AnchorLogp, SamplingLogp = x.SamplingLogp,
-                            PolicyLogits = flatLogits, AnchorLogits = anchorFull!.index_select(0, idx).reshape(b * L, vocab),
-                        };
-                    klTok = _kl.Compute(x, _klOpts, checkFinite: false).reshape(b, L);
-                }
-                var logp = x.PolicyLogp.reshape(b, L);
-                var terms = KlRegularizedLoss.Compute(logp, oldLogp.index_select(0, idx), adv.index_select(0, idx), mb, klTok, _c.KlBeta, _agg, _c.ClipEpsLow, _c.ClipEpsHigh);
-                steps++;
-                using (no_grad())
-                {
-                    var valid = mb > 0;
-                    var s = (logp - gen.LogProbs.index_select(0, idx)).exp().masked_select(valid);
-                    sMean += s.mean().item<float>();
-                    sMax = Math.Max(sMax, s.max().item<float>());
-                    if (v == 0)
-                    {
-                        var lsm = logits.log_softmax(-1);
-                        entSum += (-(lsm.exp() * lsm).sum(-1)).masked_select(valid).sum().item<float>();
-                    }
-                }
-                var step = GuardedStep.Apply(terms.Loss, _opt, _c.GradClip);
-                if (!step.Applied) { skipped++; continue; }
-                if (_snapshot is not null && !FiniteCheck.All(_policy.parameters()))
-                {
-                    // A finite loss and gradient can still step to ±∞ (e.g. Adam with β₂ = 0): undo this iteration's updates.
-                    RollBack();
-                    rollbacks++;
-                    undone = true;
-                    break;
-                }
-                double gn = step.GradNorm;
-                applied++;
-                klSum += terms.Kl.item<float>();
-                objSum += terms.PolicyObjective.item<float>();
-                clipSum += terms.ClipFraction.item<float>();
-                gnSum += gn;
-                trainTokens += (long)mb.sum().item<float>();
-            }
-        }
-        double trainSeconds = trainSw.Elapsed.TotalSeconds;
-
+        var u = _updater.Update(x, t);
+        bool undone = u.LeftNonFiniteParameters;
+        if (undone) { RollBack(); rollbacks++; }
         // A checkpoint must hold a policy whose outputs are finite, not only its parameters: probe before it is written.
-        if (_snapshot is not null && !undone && IsCheckpointIteration(_c, t) && !OutputsFinite(seqs, attn))
+        else if (_snapshot is not null && IsCheckpointIteration(_c, t) && !OutputsFinite(x.Sequences, x.AttentionMask))
         {
             RollBack();
             rollbacks++;
@@ -264,26 +151,26 @@ public sealed class Trainer : IDisposable
         if (_consecutiveRollbacks >= MaxConsecutiveRollbacks)
             throw new RunDivergedError($"training diverged: {MaxConsecutiveRollbacks} iterations in a row (up to {t}) produced non-finite parameters or outputs and were rolled back.");
 
-        m["kl"] = applied > 0 ? klSum / applied : double.NaN;
-        m["pg_objective"] = applied > 0 ? objSum / applied : double.NaN;
-        m["clip_fraction"] = applied > 0 ? clipSum / applied : double.NaN;
-        m["grad_norm"] = applied > 0 ? gnSum / applied : double.NaN;
-        m["entropy"] = entSum / Math.Max(1, sampledTokens);
-        m["is_weight_mean"] = sMean / Math.Max(1, steps);
-        m["is_weight_max"] = sMax;
+        m["kl"] = u.Kl;
+        m["pg_objective"] = u.PolicyObjective;
+        m["clip_fraction"] = u.ClipFraction;
+        m["grad_norm"] = u.GradNorm;
+        m["entropy"] = u.EntropySum / Math.Max(1, x.SampledTokens);
+        m["is_weight_mean"] = u.IsWeightMean;
+        m["is_weight_max"] = u.IsWeightMax;
         m["ema_lag"] = EmaAnchor.Lag(_anchor, _policy);
         m["anchor_updated"] = updated ? 1 : 0;
-        m["skipped_steps"] = skipped;
+        m["skipped_steps"] = u.Skipped;
         m["rolled_back"] = rollbacks;
-        m["sample_tokens_per_second"] = sampledTokens / Math.Max(1e-9, sampleSeconds);
-        m["train_tokens_per_second"] = trainTokens / Math.Max(1e-9, trainSeconds);
+        m["sample_tokens_per_second"] = x.SampledTokens / Math.Max(1e-9, x.SampleSeconds);
+        m["train_tokens_per_second"] = u.TrainTokens / Math.Max(1e-9, u.Seconds);
         m["iteration_seconds"] = sw.Elapsed.TotalSeconds;
 
         _state = _state with
         {
-            Iteration = t, SkippedSteps = _state.SkippedSteps + skipped, RolledBackSteps = _state.RolledBackSteps + rollbacks,
-            SampleTokens = _state.SampleTokens + sampledTokens, SampleSeconds = _state.SampleSeconds + sampleSeconds,
-            TrainTokens = _state.TrainTokens + trainTokens, TrainSeconds = _state.TrainSeconds + trainSeconds,
+            Iteration = t, SkippedSteps = _state.SkippedSteps + u.Skipped, RolledBackSteps = _state.RolledBackSteps + rollbacks,
+            SampleTokens = _state.SampleTokens + x.SampledTokens, SampleSeconds = _state.SampleSeconds + x.SampleSeconds,
+            TrainTokens = _state.TrainTokens + u.TrainTokens, TrainSeconds = _state.TrainSeconds + u.Seconds,
             WallSeconds = _state.WallSeconds + sw.Elapsed.TotalSeconds,
         };
         return m;
@@ -307,8 +194,10 @@ public sealed class Trainer : IDisposable
     /// it runs before any update. The margin αβλ̂ uses the optimiser's nominal step α (Adam rescales it per
     /// parameter, so this is the paper's SGD-linearised margin, not a guarantee for AdamW).
     /// </summary>
-    private void LogStability(Dictionary<string, double> m, GenerationResult gen, Tensor mask)
+    private void LogStability(Dictionary<string, double> m, Experience x)
     {
+        var gen = x.Generation;
+        var mask = x.LossMask;
         using var scope = NewDisposeScope();
         long n = gen.ResponseIds.shape[0];
         var rows = Enumerable.Range(0, (int)Math.Min(StabilitySequences, n / _c.GroupSize)).Select(i => (long)i * _c.GroupSize).ToArray();

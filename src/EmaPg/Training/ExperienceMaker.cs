@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using EmaPg.Common;
+using EmaPg.Divergences;
+using EmaPg.Model;
+using EmaPg.Objectives;
+using EmaPg.Sampling;
+using EmaPg.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Training;
+
+/// <summary>
+/// Making experience, Alg. 3 lines 3–12: prompts for iteration t, N rollouts each from θ_old = θ, rewards, log-probs of
+/// θ_old and of the anchor at the sampled tokens, the index set q and the anchor's log-probs at q, and advantages. Every
+/// random draw is seeded from (seed, t), so a resumed run makes the same experience as an uninterrupted one.
+/// </summary>
+internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages)
+{
+    /// <summary>|q|: k of Top-k estimators, capped by the vocabulary; 0 when the estimator needs no index set.</summary>
+    private int K(Qwen2ForCausalLM policy) => kl is null || kl.Index == IndexSource.None ? 0 : Math.Min(config.KlTopK, policy.Config.VocabSize);
+
+    /// <summary>Throws <see cref="NonFiniteOutputError"/> when the policy's outputs are not finite (the trainer rolls back).</summary>
+    public Experience Make(int t, Qwen2ForCausalLM policy, Qwen2ForCausalLM anchor)
+    {
+        var sw = Stopwatch.StartNew();
+        var rng = new Random(SeedMix.MixInt(config.Seed, t, 1));
+        var problems = Enumerable.Range(0, config.PromptsPerIteration).Select(_ => task.SampleTrain(rng)).ToList();
+        var rolloutProblems = problems.SelectMany(p => Enumerable.Repeat(p, config.GroupSize)).ToList();
+        bool reverseTopk = kl?.Index == IndexSource.SamplingPolicy;
+        int k = K(policy);
+        var tok = task.Tokenizer;
+        var gen = Sampler.Generate(policy, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+        {
+            Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
+            ReturnTopK = reverseTopk ? k : 0,
+        }, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+        var mask = gen.ResponseMask;
+        long sampledTokens = (long)mask.sum().item<float>();
+        double sampleSeconds = sw.Elapsed.TotalSeconds;
+        var rewards = rolloutProblems.Select((p, i) => task.Reward(p, gen.ResponseTokens[i])).ToArray();
+
+        Tensor oldLogp, anchorLogp;
+        Tensor? q = null, anchorLogpQ = null, anchorFull;
+        using (no_grad())
+        {
+            oldLogp = Scorer.Score(policy, gen).LogProbs;
+            if (reverseTopk) q = gen.TopKIndices!;
+            var anchorScore = Scorer.Score(anchor, gen, gatherIndices: q, topK: kl?.Index == IndexSource.Anchor ? k : 0, returnFull: kl?.NeedsFullLogits == true);
+            anchorLogp = anchorScore.LogProbs;
+            if (kl?.Index == IndexSource.Anchor) { q = anchorScore.TopKIndices!; anchorLogpQ = anchorScore.TopKLogProbs!; }
+            else if (reverseTopk) anchorLogpQ = anchorScore.GatheredLogProbs!;
+            anchorFull = anchorScore.FullLogProbs;
+        }
+        var r = tensor(rewards, dtype: float32, device: policy.Device);
+        return new Experience
+        {
+            Problems = rolloutProblems, Generation = gen, Sequences = gen.Sequences(), AttentionMask = gen.AttentionMask(), LossMask = mask,
+            SamplingLogp = gen.LogProbs, OldLogp = oldLogp, AnchorLogp = anchorLogp, Q = q, AnchorLogpQ = anchorLogpQ, AnchorFull = anchorFull,
+            Rewards = rewards, Advantages = advantages.Compute(r, config.GroupSize), SampledTokens = sampledTokens, SampleSeconds = sampleSeconds,
+        };
+    }
+}

@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using EmaPg.Common;
+using EmaPg.Divergences;
+using EmaPg.Model;
+using EmaPg.Objectives;
+using EmaPg.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace EmaPg.Training;
+
+/// <summary>What one policy update did: means over applied steps, counts, and whether it stopped on non-finite parameters.</summary>
+public sealed record UpdateStats(double Kl, double PolicyObjective, double ClipFraction, double GradNorm, double EntropySum, double IsWeightMean,
+    double IsWeightMax, int Applied, long Skipped, long TrainTokens, double Seconds, bool LeftNonFiniteParameters);
+
+/// <summary>
+/// The policy update, Alg. 3 lines 13–24: Λ passes over the experience in shuffled mini-batches; per mini-batch the loss
+/// −J + β·KL̂ (a policy loss from <see cref="PolicyLosses"/>, an estimator from <see cref="Estimators"/>) over the loss mask,
+/// and one guarded AdamW step. With <paramref name="checkFinite"/> it stops at the first step that leaves a parameter
+/// non-finite, so that the trainer can roll the update back.
+/// </summary>
+internal sealed class PolicyUpdater(TrainConfig config, Qwen2ForCausalLM policy, AdamW optimizer, DivergenceEstimator? kl, EstimatorOptions klOptions,
+    LossAggregationMode aggregation, PolicyLoss policyLoss, bool checkFinite)
+{
+    public UpdateStats Update(Experience x, int t)
+    {
+        var sw = Stopwatch.StartNew();
+        var gen = x.Generation;
+        long lp = x.PromptLength, L = x.ResponseLength, n = x.Sequences.shape[0];
+        var shuffle = new Random(SeedMix.MixInt(config.Seed, t, 3));
+        double klSum = 0, objSum = 0, clipSum = 0, gnSum = 0, entSum = 0, sMean = 0, sMax = 0;
+        int steps = 0, applied = 0;
+        long skipped = 0, trainTokens = 0;
+        for (int v = 0; v < config.InnerUpdates; v++)
+        {
+            var order = Enumerable.Range(0, (int)n).OrderBy(_ => shuffle.Next()).ToArray();
+            int per = (int)Math.Ceiling(n / (double)config.Minibatches);
+            for (int start = 0; start < n; start += per)
+            {
+                using var stepScope = NewDisposeScope();
+                var idx = tensor(order.Skip(start).Take(per).Select(i => (long)i).ToArray(), device: policy.Device);
+                var logits = policy.Forward(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
+                long b = idx.shape[0], vocab = logits.shape[2];
+                var sampled = gen.ResponseIds.index_select(0, idx).reshape(-1);
+                var flatLogits = logits.reshape(b * L, vocab);
+                var mb = x.LossMask.index_select(0, idx);
+                var samplingLogp = x.SamplingLogp.index_select(0, idx);
+                var inputs = KlInputs.FromPolicyLogits(flatLogits, sampled, samplingLogp.reshape(-1), x.AnchorLogp.index_select(0, idx).reshape(-1),
+                    x.Q?.index_select(0, idx).reshape(b * L, -1), x.AnchorLogpQ?.index_select(0, idx).reshape(b * L, -1));
+                Tensor? klTok = null;
+                if (kl is not null)
+                {
+                    if (kl.NeedsFullLogits)
+                        inputs = new KlInputs
+                        {
+                            PolicyLogp = inputs.PolicyLogp, AnchorLogp = inputs.AnchorLogp, SamplingLogp = inputs.SamplingLogp,
+                            PolicyLogits = flatLogits, AnchorLogits = x.AnchorFull!.index_select(0, idx).reshape(b * L, vocab),
+                        };
+                    klTok = kl.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
+                }
+                var logp = inputs.PolicyLogp.reshape(b, L);
+                var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), x.Advantages.index_select(0, idx), mb, klTok, config.KlBeta,
+                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss);
+                steps++;
+                using (no_grad())
+                {
+                    var valid = mb > 0;
+                    var s = (logp - samplingLogp).exp().masked_select(valid);
+                    sMean += s.mean().item<float>();
+                    sMax = Math.Max(sMax, s.max().item<float>());
+                    if (v == 0)
+                    {
+                        var lsm = logits.log_softmax(-1);
+                        entSum += (-(lsm.exp() * lsm).sum(-1)).masked_select(valid).sum().item<float>();
+                    }
+                }
+                var step = GuardedStep.Apply(terms.Loss, optimizer, config.GradClip);
+                if (!step.Applied) { skipped++; continue; }
+                // A finite loss and gradient can still step to ±∞ (e.g. Adam with β₂ = 0).
+                if (checkFinite && !FiniteCheck.All(policy.parameters()))
+                    return Stats(true);
+                applied++;
+                klSum += terms.Kl.item<float>();
+                objSum += terms.PolicyObjective.item<float>();
+                clipSum += terms.ClipFraction.item<float>();
+                gnSum += step.GradNorm;
+                trainTokens += (long)mb.sum().item<float>();
+            }
+        }
+        return Stats(false);
+
+        UpdateStats Stats(bool nonFinite) => new(
+            applied > 0 ? klSum / applied : double.NaN, applied > 0 ? objSum / applied : double.NaN, applied > 0 ? clipSum / applied : double.NaN,
+            applied > 0 ? gnSum / applied : double.NaN, entSum, sMean / Math.Max(1, steps), sMax, applied, skipped, trainTokens, sw.Elapsed.TotalSeconds, nonFinite);
+    }
+}
