@@ -48,23 +48,30 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         foreach (var p in new[] { tokPath, cfgPath })
             if (!File.Exists(p)) throw new UserError($"--model: '{p}' is missing (a Hugging Face tokenizer needs tokenizer.json and tokenizer_config.json).");
 
-        var tok = ReadJson(tokPath);
-        RequireByteLevelBpe(tok, tokPath);
-        var added = tok["added_tokens"]?.AsArray() ?? [];
         var idOf = new Dictionary<string, int>(StringComparer.Ordinal);
         var special = new Dictionary<int, string>();
-        foreach (var a in added)
+        var ids = new HashSet<int>();
+        string? postType;
+        using (var tok = ReadDocument(tokPath))
         {
-            int id = a!["id"]!.GetValue<int>();
-            string content = a["content"]!.GetValue<string>();
-            idOf[content] = id;
-            if (a["special"]?.GetValue<bool>() == true) special[id] = content;
-        }
-        var ids = new HashSet<int>(idOf.Values);
-        foreach (var kv in tok["model"]!["vocab"]!.AsObject())
-        {
-            ids.Add(kv.Value!.GetValue<int>());
-            idOf.TryAdd(kv.Key, kv.Value.GetValue<int>());
+            var root = tok.RootElement;
+            RequireByteLevelBpe(root, tokPath);
+            if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
+                foreach (var a in added.EnumerateArray())
+                {
+                    int id = a.GetProperty("id").GetInt32();
+                    string content = a.GetProperty("content").GetString()!;
+                    idOf[content] = id;
+                    ids.Add(id);
+                    if (a.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True) special[id] = content;
+                }
+            foreach (var kv in root.GetProperty("model").GetProperty("vocab").EnumerateObject())
+            {
+                int id = kv.Value.GetInt32();
+                ids.Add(id);
+                idOf.TryAdd(kv.Name, id);
+            }
+            postType = root.TryGetProperty("post_processor", out var post) && post.ValueKind == JsonValueKind.Object ? post.GetProperty("type").GetString() : null;
         }
 
         var cfg = ReadJson(cfgPath);
@@ -80,11 +87,11 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         var eosIds = ReadGenerationEos(Path.Combine(modelDir, "generation_config.json")) ?? (eos is { } e ? [e] : []);
         var template = ReadChatTemplate(modelDir, cfg, cfgPath) is { } t ? ChatTemplate.Recognise(t.Text, t.Source, BosTokenText(cfg)) : null;
 
-        var postType = tok["post_processor"]?["type"]?.GetValue<string>();
         var withSpecial = LoadNative(tokPath);
         NativeTokenizer? withoutSpecial = null;
         if (postType is not (null or "ByteLevel"))
         {
+            var tok = ReadJson(tokPath);
             tok["post_processor"] = null;
             string tmp = Path.Combine(Path.GetTempPath(), $"emapg-tokenizer-{Guid.NewGuid():N}.json");
             try
@@ -153,10 +160,18 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         catch (JsonException e) { throw new UserError($"{path}: malformed JSON ({e.Message})."); }
     }
 
-    private static void RequireByteLevelBpe(JsonNode tok, string path)
+    private static JsonDocument ReadDocument(string path)
     {
-        string? model = tok["model"]?["type"]?.GetValue<string>(), decoder = tok["decoder"]?["type"]?.GetValue<string>();
-        if (model != "BPE" || decoder != "ByteLevel" || tok["model"]?["vocab"] is not JsonObject)
+        try { return JsonDocument.Parse(File.ReadAllBytes(path)); }
+        catch (JsonException e) { throw new UserError($"{path}: malformed JSON ({e.Message})."); }
+    }
+
+    private static void RequireByteLevelBpe(JsonElement tok, string path)
+    {
+        static string? TypeOf(JsonElement e, string key) =>
+            e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        string? model = TypeOf(tok, "model"), decoder = TypeOf(tok, "decoder");
+        if (model != "BPE" || decoder != "ByteLevel" || tok.GetProperty("model").TryGetProperty("vocab", out var v) is false || v.ValueKind != JsonValueKind.Object)
             throw new UserError($"{path}: only byte-level BPE tokenizers (model BPE, decoder ByteLevel: Qwen2/2.5/3, Llama 3) are supported; this one has model '{model ?? "none"}', decoder '{decoder ?? "none"}'.");
     }
 

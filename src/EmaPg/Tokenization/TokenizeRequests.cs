@@ -38,6 +38,11 @@ public static class TokenizeRequests
     public static IEnumerable<TokenizeRequest> ReadJsonl(string path)
     {
         if (!File.Exists(path)) throw new UserError($"--input: file '{path}' does not exist.");
+        return ReadLines(path);
+    }
+
+    private static IEnumerable<TokenizeRequest> ReadLines(string path)
+    {
         int n = 0;
         foreach (var line in File.ReadLines(path))
         {
