@@ -37,12 +37,9 @@ public sealed class ChatTemplate
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, bool? enableThinking = null)
     {
         if (messages.Count == 0) throw new UserError("messages: the chat template needs at least one message.");
+        // reasoning_content is read by Qwen3's template only; the others ignore it, as their Jinja does.
         for (int i = 0; i < messages.Count; i++)
-        {
             if (messages[i].Role is null || messages[i].Content is null) throw new UserError($"messages[{i}]: role and content must be strings.");
-            if (messages[i].ReasoningContent is not null && _format is not Qwen3ChatFormat)
-                throw new UserError($"messages[{i}]: reasoning_content is only part of the Qwen3 template, this one is {Format}.");
-        }
         var sb = new StringBuilder();
         _format.Render(sb, messages, addGenerationPrompt, enableThinking);
         return sb.ToString();

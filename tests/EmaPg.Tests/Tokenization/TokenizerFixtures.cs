@@ -62,6 +62,32 @@ internal static class TokenizerFixtures
     public static JsonElement Golden(string name) =>
         JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FixtureDir, "hf", "tokenizers", name + ".json"))).RootElement;
 
+    /// <summary>Every mismatch of ids, ids_with_special, decoded and decoded_skip_special against a golden "encodings" array.</summary>
+    public static List<string> EncodingFailures(HfTokenizer tok, JsonElement encodings, out int count)
+    {
+        var failures = new List<string>();
+        count = 0;
+        foreach (var e in encodings.EnumerateArray())
+        {
+            count++;
+            string text = e.GetProperty("text").GetString()!;
+            int[] ids = Ints(e.GetProperty("ids"));
+            void Same<T>(string what, T expected, T actual) where T : notnull
+            {
+                bool eq = expected is int[] a && actual is int[] b ? a.SequenceEqual(b) : expected.Equals(actual);
+                if (!eq) failures.Add($"{what} of {JsonSerializer.Serialize(text)}: expected {JsonSerializer.Serialize(expected)}, got {JsonSerializer.Serialize(actual)}");
+            }
+            Same("ids", ids, tok.Encode(text));
+            Same("ids_with_special", Ints(e.GetProperty("ids_with_special")), tok.Encode(text, addSpecialTokens: true));
+            Same("decoded", e.GetProperty("decoded").GetString()!, tok.Decode(ids));
+            Same("decoded_skip_special", e.GetProperty("decoded_skip_special").GetString()!, tok.Decode(ids, skipSpecialTokens: true));
+        }
+        return failures;
+    }
+
+    public static JsonElement NpmGolden(string name) =>
+        JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FixtureDir, "hf", "tokenizers-npm", name + ".json"))).RootElement;
+
     public static int[] Ints(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
     public static List<ChatMessage> Messages(JsonElement e) => e.EnumerateArray()
