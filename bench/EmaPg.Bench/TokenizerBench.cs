@@ -135,7 +135,7 @@ public static class TokenizerBench
             ["document"] = "the whole input file encoded in one call",
             ["lines"] = "each non-empty line encoded in its own call (many short prompts)",
             ["tokens/s"] = "HF's token count ÷ median wall time of one pass over the workload (single thread, warm caches: every pass after the first)",
-            ["first pass"] = "the same for each library's first pass (ML's word cache cold; HF's BPE cache already saw the text once, in the reference pass)",
+            ["first pass"] = "the same for each library's first pass; ML's word cache is cold only in the document workload (the lines reuse its words), HF's BPE cache already saw the text in the reference pass",
             ["equal to HF"] = "calls whose ids equal Tokenizers.DotNet's (= HF tokenizers'; the parity tests check HF's goldens)",
         };
         return new TokenizerBenchReport("tokenizer", BenchStats.UtcNow(), o.ModelDir, o.InputPath, text.Length, o.Reps,
