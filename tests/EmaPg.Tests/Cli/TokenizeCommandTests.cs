@@ -72,25 +72,12 @@ public class TokenizeCommandTests
         string model = ModelDir("qwen2_5");
         try
         {
-            (string Content, string Expected)[] cases =
-            [
-                ("{\"text\":\"ok\"}\n{\"text\": \"unterminated}\n", $"{file}:2: malformed JSON"),
-                ("{\"text\":\"ok\"}\n\n{\"txt\":\"x\"}\n", $"{file}:3: each line needs exactly one of \"text\" or \"messages\""),
-                ("{\"text\":\"a\",\"messages\":[]}\n", $"{file}:1: each line needs exactly one of"),
-                ("{\"text\":\"a\",\"extra\":1}\n", $"{file}:1: unknown key \"extra\""),
-                ("{\"messages\":[{\"role\":\"user\"}]}\n", $"{file}:1: messages[0] needs \"role\" and \"content\""),
-                ("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"add_generation_prompt\":\"yes\"}\n", $"{file}:1: \"add_generation_prompt\" must be true or false"),
-                ("{\"messages\":[]}\n", "messages: the chat template needs at least one message"),
-                ("[1,2]\n", $"{file}:1: each line must be a JSON object"),
-            ];
-            foreach (var (content, want) in cases)
-            {
-                File.WriteAllText(file, content);
-                var (code, _, err) = CliRunner.Run("tokenize", "--model", model, "--input", file, "--json");
-                Assert.Equal(2, code);
-                Assert.Contains(want, err);
-                Assert.DoesNotContain("   at ", err);
-            }
+            File.WriteAllText(file, "{\"text\":\"ok\"}\n{\"text\": \"unterminated}\n");
+            var (code, stdout, err) = CliRunner.Run("tokenize", "--model", model, "--input", file, "--json");
+            Assert.Equal(2, code);
+            Assert.Contains($"{file}:2: malformed JSON", err);
+            Assert.DoesNotContain("   at ", err);
+            Assert.Single(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));   // line 1 was already written
         }
         finally { File.Delete(file); }
         var (c1, _, e1) = CliRunner.Run("tokenize", "--model", model);
