@@ -48,31 +48,8 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         foreach (var p in new[] { tokPath, cfgPath })
             if (!File.Exists(p)) throw new UserError($"--model: '{p}' is missing (a Hugging Face tokenizer needs tokenizer.json and tokenizer_config.json).");
 
-        var idOf = new Dictionary<string, int>(StringComparer.Ordinal);
-        var special = new Dictionary<int, string>();
-        var ids = new HashSet<int>();
-        string? postType;
-        using (var tok = ReadDocument(tokPath))
-        {
-            var root = tok.RootElement;
-            RequireByteLevelBpe(root, tokPath);
-            if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
-                foreach (var a in added.EnumerateArray())
-                {
-                    int id = a.GetProperty("id").GetInt32();
-                    string content = a.GetProperty("content").GetString()!;
-                    idOf[content] = id;
-                    ids.Add(id);
-                    if (a.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True) special[id] = content;
-                }
-            foreach (var kv in root.GetProperty("model").GetProperty("vocab").EnumerateObject())
-            {
-                int id = kv.Value.GetInt32();
-                ids.Add(id);
-                idOf.TryAdd(kv.Name, id);
-            }
-            postType = root.TryGetProperty("post_processor", out var post) && post.ValueKind == JsonValueKind.Object ? post.GetProperty("type").GetString() : null;
-        }
+        var vocab = ReadVocabulary(tokPath);
+        var idOf = vocab.IdOf;
 
         var cfg = ReadJson(cfgPath);
         int? TokenId(string key)
@@ -87,21 +64,59 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         var eosIds = ReadGenerationEos(Path.Combine(modelDir, "generation_config.json")) ?? (eos is { } e ? [e] : []);
         var template = ReadChatTemplate(modelDir, cfg, cfgPath) is { } t ? ChatTemplate.Recognise(t.Text, t.Source, BosTokenText(cfg)) : null;
 
-        var withSpecial = LoadNative(tokPath);
-        NativeTokenizer? withoutSpecial = null;
-        if (postType is not (null or "ByteLevel"))
-        {
-            var tok = ReadJson(tokPath);
-            tok["post_processor"] = null;
-            string tmp = Path.Combine(Path.GetTempPath(), $"emapg-tokenizer-{Guid.NewGuid():N}.json");
-            try
+        var (withSpecial, withoutSpecial) = LoadNatives(tokPath, vocab.PostProcessorType);
+        return new HfTokenizer(withSpecial, withoutSpecial, vocab.Special, vocab.Size, eosIds, pad, bos, template);
+    }
+
+    /// <summary>What the loader reads itself from tokenizer.json: token → id (added tokens win), the special added tokens, the vocabulary size.</summary>
+    private sealed record Vocabulary(Dictionary<string, int> IdOf, Dictionary<int, string> Special, int Size, string? PostProcessorType);
+
+    private static Vocabulary ReadVocabulary(string tokPath)
+    {
+        var idOf = new Dictionary<string, int>(StringComparer.Ordinal);
+        var special = new Dictionary<int, string>();
+        var ids = new HashSet<int>();
+        using var tok = ReadDocument(tokPath);
+        var root = tok.RootElement;
+        RequireByteLevelBpe(root, tokPath);
+        if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
+            foreach (var a in added.EnumerateArray())
             {
-                File.WriteAllText(tmp, tok.ToJsonString());
-                withoutSpecial = LoadNative(tmp);
+                int id = a.GetProperty("id").GetInt32();
+                string content = a.GetProperty("content").GetString()!;
+                idOf[content] = id;
+                ids.Add(id);
+                if (a.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True) special[id] = content;
             }
-            finally { File.Delete(tmp); }
+        foreach (var kv in root.GetProperty("model").GetProperty("vocab").EnumerateObject())
+        {
+            int id = kv.Value.GetInt32();
+            ids.Add(id);
+            idOf.TryAdd(kv.Name, id);
         }
-        return new HfTokenizer(withSpecial, withoutSpecial, special, ids.Count, eosIds, pad, bos, template);
+        string? postType = root.TryGetProperty("post_processor", out var post) && post.ValueKind == JsonValueKind.Object ? post.GetProperty("type").GetString() : null;
+        return new Vocabulary(idOf, special, ids.Count, postType);
+    }
+
+    /// <summary>The native tokenizer, and one without the post-processor where that adds tokens (for add_special_tokens=false).</summary>
+    private static (NativeTokenizer WithSpecial, NativeTokenizer? WithoutSpecial) LoadNatives(string tokPath, string? postProcessorType)
+    {
+        var withSpecial = LoadNative(tokPath);
+        if (postProcessorType is null or "ByteLevel") return (withSpecial, null);   // ByteLevel post-processing only moves offsets
+        var tok = ReadJson(tokPath);
+        tok["post_processor"] = null;
+        string tmp = Path.Combine(Path.GetTempPath(), $"emapg-tokenizer-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(tmp, tok.ToJsonString());
+            return (withSpecial, LoadNative(tmp));
+        }
+        catch
+        {
+            withSpecial.Dispose();
+            throw;
+        }
+        finally { File.Delete(tmp); }
     }
 
     public int[] Encode(string text, bool addSpecialTokens = false)
