@@ -12,6 +12,7 @@ namespace EmaPg.Cli.Commands;
 /// <summary>
 /// `emapg bench kl`: time and memory of exact reverse KL (full logits) against Top-k reverse KL (O(k) inputs).
 /// `emapg bench adamw`: TorchSharp's AdamW against the library's in-place one.
+/// `emapg bench tokenizer`: encoding throughput of HF's Rust tokenizers (Tokenizers.DotNet) against Microsoft.ML.Tokenizers.
 /// </summary>
 public static class BenchCommand
 {
@@ -20,7 +21,62 @@ public static class BenchCommand
         var cmd = new Command("bench", "Benchmarks.");
         cmd.Subcommands.Add(CreateKl());
         cmd.Subcommands.Add(CreateAdamW());
+        cmd.Subcommands.Add(CreateTokenizer());
         return cmd;
+    }
+
+    private static Command CreateTokenizer()
+    {
+        var cmd = new Command("tokenizer", "Encoding throughput (tokens/s) of Hugging Face's Rust tokenizers via Tokenizers.DotNet (what the library uses) and of Microsoft.ML.Tokenizers' BpeTokenizer on the same tokenizer.json and text, whole and line by line, with their ratio and how many calls give HF's ids.");
+        var model = new Option<string>("--model") { Description = "Model directory with tokenizer.json and tokenizer_config.json", Required = true };
+        var input = new Option<string>("--input") { Description = "UTF-8 text file to encode (whole, and each line)", Required = true };
+        var reps = new Option<int>("--reps") { Description = "Timed passes per library and workload, 1..1000; medians are reported", DefaultValueFactory = _ => 5 };
+        var goldens = new Option<string[]>("--goldens") { Description = "Golden files of HF's tokenizer ({\"encodings\": [{\"text\", \"ids\"}…]}, e.g. tests/EmaPg.Tests/Fixtures/hf/tokenizers/qwen3.json) on which both libraries' ids are checked", AllowMultipleArgumentsPerToken = true };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        foreach (var o in new Option[] { model, input, reps, goldens, json }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            string file = pr.GetValue(input)!;
+            if (!File.Exists(file)) throw new UserError($"--input: file '{file}' does not exist.");
+            var goldenFiles = pr.GetValue(goldens) ?? [];
+            foreach (var g in goldenFiles)
+                if (!File.Exists(g)) throw new UserError($"--goldens: file '{g}' does not exist.");
+            var opts = new TokenizerBenchOptions { ModelDir = pr.GetValue(model)!, InputPath = file, Reps = Check.Range("--reps", pr.GetValue(reps), 1, 1000), Goldens = goldenFiles };
+            var report = TokenizerBench.Run(opts, msg => Console.Error.WriteLine($"bench tokenizer: {msg}"));
+            if (pr.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+                return 0;
+            }
+            RenderTokenizer(report);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void RenderTokenizer(TokenizerBenchReport rep)
+    {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
+        var t = new Table().Border(TableBorder.Rounded)
+            .Title($"Tokenizer encode: {Markup.Escape(rep.Model)}, {Markup.Escape(rep.Input)} ({rep.InputChars:N0} chars), median of {rep.Reps} passes, one thread")
+            .AddColumns("workload", "library", "calls", "tokens", "pass (ms), median [[min–max]]", "tokens/s", "chars/s", "first pass tokens/s", "calls equal to HF");
+        foreach (var r in rep.Rows)
+            t.AddRow(r.Workload, Markup.Escape(r.Library), r.Calls.ToString(CultureInfo.InvariantCulture), r.Tokens.ToString(CultureInfo.InvariantCulture),
+                $"{F(r.SecondsMedian * 1e3, "0.0")} [[{F(r.SecondsMin * 1e3, "0.0")}–{F(r.SecondsMax * 1e3, "0.0")}]]",
+                F(r.TokensPerSecond, "N0"), F(r.CharsPerSecond, "N0"), F(r.FirstPassTokensPerSecond, "N0"), $"{r.CallsEqualToHf}/{r.Calls}");
+        foreach (var (w, ratio) in rep.HfOverMlTokensPerSecond)
+            t.AddRow($"[bold]{w}[/]", "[bold]HF ÷ ML tokens/s[/]", "", "", "", $"[bold]{X(ratio)}[/]", "", "", "");
+        AnsiConsole.Write(t);
+        if (rep.Parity.Count > 0)
+        {
+            var p = new Table().Border(TableBorder.Rounded).Title("Parity with HF tokenizers' goldens (ids, add_special_tokens=False)").AddColumns("goldens", "library", "texts equal to HF", "first mismatches");
+            foreach (var r in rep.Parity)
+                p.AddRow(Markup.Escape(Path.GetFileName(Path.GetDirectoryName(r.Goldens)) + "/" + Path.GetFileName(r.Goldens)), Markup.Escape(r.Library), $"{r.Equal}/{r.Texts}", Markup.Escape(string.Join(" ", r.FirstMismatches.Take(2).Select(m => m.Length > 48 ? m[..48] + "…" : m))));
+            AnsiConsole.Write(p);
+        }
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}. Load: HF {rep.HfLoadSeconds:0.00} s, ML {rep.MlLoadSeconds:0.00} s.")}[/]");
+        foreach (var (key, text) in rep.Definitions)
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{key}: {text}")}[/]");
     }
 
     private static Command CreateKl()
