@@ -17,6 +17,6 @@ public static class BenchStats
     public static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 && !double.IsNaN(x) ? x / y : null;
 
     public static string UtcNow() => DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
-    public static string Os => RuntimeInformation.OSDescription;
-    public static string TorchSharpVersion => typeof(torch).Assembly.GetName().Version?.ToString(3) ?? "?";
+    public static string Os => EmaPg.Common.HostInfo.Os;
+    public static string TorchSharpVersion => EmaPg.Common.HostInfo.TorchSharpVersion;
 }

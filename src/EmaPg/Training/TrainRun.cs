@@ -139,6 +139,7 @@ public static class TrainRun
         ["k"] = s.K, ["iterations"] = s.Iterations, ["wall_seconds"] = s.WallSeconds,
         ["train_tokens_per_second"] = s.TrainTokensPerSecond, ["sample_tokens_per_second"] = s.SampleTokensPerSecond,
         ["skipped_steps"] = s.SkippedSteps, ["total_seconds"] = s.TotalSeconds, ["preset"] = s.Preset, ["kl_estimator"] = s.KlEstimator, ["seed"] = s.Seed,
+        ["host"] = HostInfo.ToJson(),
     }.ToDictionary(kv => kv.Key, kv => kv.Value is double d && !double.IsFinite(d) ? null : kv.Value);
 
     private static (double, double) BaseScores(TrainConfig c, ITask task, Qwen2ForCausalLM model, string ckpt, Action<string>? log)
