@@ -19,7 +19,7 @@ public static class Checkpoint
 {
     private static readonly byte[] Magic = "EMAPGCK1"u8.ToArray();
 
-    public static void Save(string path, Qwen2ForCausalLM model, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(string path, CausalLM model, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -62,7 +62,7 @@ public static class Checkpoint
     }
 
     /// <summary>Header of a checkpoint without loading tensors.</summary>
-    public static (Qwen2Config Config, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
+    public static (ModelConfig Config, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
     {
         using var fs = File.OpenRead(path);
         using var r = new BinaryReader(fs);
@@ -71,16 +71,16 @@ public static class Checkpoint
     }
 
     /// <summary>Rebuilds the model stored at <paramref name="path"/> on <paramref name="device"/>.</summary>
-    public static Qwen2ForCausalLM Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static CausalLM Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var (config, _) = ReadHeader(path);
-        var model = new Qwen2ForCausalLM(config, device, dtype);
+        var model = Architectures.Create(config, device, dtype);
         LoadInto(model, path);
         return model;
     }
 
     /// <summary>Overwrites the parameters of <paramref name="model"/>; names and shapes must match exactly.</summary>
-    public static void LoadInto(Qwen2ForCausalLM model, string path)
+    public static void LoadInto(CausalLM model, string path)
     {
         if (!File.Exists(path)) throw new UserError($"checkpoint '{path}' does not exist.");
         using var fs = File.OpenRead(path);
@@ -107,7 +107,7 @@ public static class Checkpoint
         }
     }
 
-    private static (Qwen2Config, IReadOnlyDictionary<string, string>, List<(string Name, ScalarType DType, long[] Shape)>) ReadHeader(BinaryReader r, string path)
+    private static (ModelConfig, IReadOnlyDictionary<string, string>, List<(string Name, ScalarType DType, long[] Shape)>) ReadHeader(BinaryReader r, string path)
     {
         try
         {
@@ -115,7 +115,7 @@ public static class Checkpoint
                 throw new UserError($"'{path}' is not an EmaPg checkpoint (bad magic).");
             int len = r.ReadInt32();
             var header = JsonNode.Parse(Encoding.UTF8.GetString(r.ReadBytes(len)))!.AsObject();
-            var config = Qwen2Config.FromJson(header["config"]!.ToJsonString());
+            var config = ModelConfig.FromJson(header["config"]!.ToJsonString());
             var meta = header["metadata"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>());
             var tensors = header["tensors"]!.AsArray().Select(n => (
                 n!["name"]!.GetValue<string>(),

@@ -35,7 +35,7 @@ public class TrainerTests : IDisposable
         EvalProblems = 2, EvalSamples = 2, PassK = 2,
     };
 
-    private static Qwen2ForCausalLM RandomPolicy(ITask task, long seed = 5) => new(new Qwen2Config
+    private static DecoderLM RandomPolicy(ITask task, long seed = 5) => new(new ModelConfig
     {
         VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2,
         MaxPositionEmbeddings = 32,
