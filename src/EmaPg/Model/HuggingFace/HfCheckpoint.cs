@@ -45,8 +45,14 @@ public static class HfCheckpoint
             var parameters = model.named_parameters().ToList();
             var expected = parameters.Select(p => p.name).ToHashSet();
             foreach (var (name, entry) in entries)
-                if (!expected.Contains(name))
-                    throw new UserError($"'{entry.File}': unexpected tensor '{name}' (not a parameter of this {config.Model.Architecture} model{(config.Model.TieWordEmbeddings && name == "lm_head.weight" ? " with tie_word_embeddings true" : "")}).");
+            {
+                if (expected.Contains(name)) continue;
+                // Some tied checkpoints (e.g. Qwen3-1.7B's) also store the LM head; transformers and vLLM
+                // skip it and use the embedding, and so does this loader, after checking its shape.
+                if (name == "lm_head.weight" && config.Model.TieWordEmbeddings && entry.Shape.SequenceEqual([config.Model.VocabSize, config.Model.HiddenSize]))
+                    continue;
+                throw new UserError($"'{entry.File}': unexpected tensor '{name}' (not a parameter of this {config.Model.Architecture} model{(name == "lm_head.weight" ? $" with tie_word_embeddings {config.Model.TieWordEmbeddings.ToString().ToLowerInvariant()}" : "")}).");
+            }
             foreach (var (name, _) in parameters)
                 if (!entries.ContainsKey(name))
                     throw new UserError($"'{directory}': tensor '{name}' is missing (looked in {string.Join(", ", entries.Values.Select(e => Path.GetFileName(e.File)).Distinct())}).");

@@ -210,11 +210,16 @@ public sealed class HfConfig
 
     private static int? Int(JsonObject j, string key, string source) => Get(j, key, source, v =>
     {
-        double d = v.GetValue<double>();
+        double d = Number(v);
         return d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue ? (int)d : throw new FormatException();
     });
 
-    private static double? Num(JsonObject j, string key, string source) => Get(j, key, source, v => v.GetValue<double>());
+    private static double? Num(JsonObject j, string key, string source) => Get(j, key, source, Number);
+
+    // Via the JSON text: a JsonValue built from a CLR int (not parsed) refuses GetValue<double>().
+    private static double Number(JsonValue v) => v.GetValueKind() == JsonValueKind.Number
+        ? double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture)
+        : throw new FormatException();
     private static bool? Bool(JsonObject j, string key, string source) => Get(j, key, source, v => v.GetValue<bool>());
 
     private static string? Str(JsonObject j, string key, string source)
