@@ -14,13 +14,20 @@ public sealed class RotaryEmbedding : nn.Module
     public RotaryEmbedding(int headDim, double theta, Llama3RopeScaling? scaling, Device device) : base(nameof(RotaryEmbedding))
     {
         // inv_freq = theta^(-2i/d), kept in float64 so a float64 model is exact; cast at use.
-        var exps = arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim;
+        // Computed on the CPU and then moved, so any device (also "meta") gets the same values.
+        var exps = arange(0, headDim, 2, dtype: ScalarType.Float64) / headDim;
         var invFreq = (exps * -Math.Log(theta)).exp();
         if (scaling is not null)
         {
             var scaled = Llama3(invFreq, scaling);
             invFreq.Dispose();
             invFreq = scaled;
+        }
+        if (device.type != DeviceType.CPU)
+        {
+            var moved = invFreq.to(device);
+            invFreq.Dispose();
+            invFreq = moved;
         }
         // Not persistent: it is a pure function of the config, so it stays out of checkpoints and
         // named_parameters(), but it still follows the module across .to(device).

@@ -15,6 +15,21 @@ public sealed class HfModel(CausalLM model, HfConfig config, string directory) :
     public void Dispose() => Model.Dispose();
 }
 
+/// <summary>What <c>emapg model init</c> takes; exactly one of <see cref="Like"/> and <see cref="ConfigFile"/>.</summary>
+public sealed record ModelInitOptions
+{
+    /// <summary>A name of <see cref="HfConfig.KnownNames"/>.</summary>
+    public string? Like { get; init; }
+    public string? ConfigFile { get; init; }
+    public required string TokenizerDir { get; init; }
+    public required string OutDir { get; init; }
+    /// <summary>bf16, f32 or f16 (long names too); null = the config's torch_dtype.</summary>
+    public string? DType { get; init; }
+    public long Seed { get; init; }
+    /// <summary>config.json overrides, key=value (see <see cref="HfConfig.WithOverrides"/>).</summary>
+    public IReadOnlyList<string> Set { get; init; } = [];
+}
+
 /// <summary>
 /// Model folders as transformers' <c>save_pretrained</c> writes them: <c>config.json</c>, either
 /// <c>model.safetensors</c> or <c>model-0000i-of-0000n.safetensors</c> shards with
@@ -196,19 +211,36 @@ public static class HfCheckpoint
     }
 
     /// <summary>
-    /// A randomly initialised checkpoint of <paramref name="configJson"/> (e.g. <see cref="HfConfig.Known"/>
-    /// with overrides) in <paramref name="dtype"/>, with the tokenizer files of <paramref name="tokenizerDir"/>
-    /// copied in. The config's vocab_size must cover the tokenizer's vocabulary.
+    /// A randomly initialised checkpoint with the exact config of a real model (<see cref="ModelInitOptions.Like"/>,
+    /// embedded) or of a config.json file, after the <c>--set</c> overrides, in the requested dtype (the
+    /// config's torch_dtype by default), with the tokenizer files copied in. The config's vocab_size
+    /// must cover the tokenizer's vocabulary.
     /// </summary>
-    public static HfModelInfo Init(JsonObject configJson, string configSource, string tokenizerDir, string directory, ScalarType dtype, long seed)
+    public static HfModelInfo Init(ModelInitOptions o)
     {
-        var config = HfConfig.Parse(configJson, configSource);
-        int tokenizerVocab = TokenizerFiles.VocabularySize(tokenizerDir);
+        if ((o.Like is null) == (o.ConfigFile is null))
+            throw new UserError("give exactly one of --like NAME and --config FILE.");
+        JsonObject json;
+        string source;
+        if (o.Like is not null)
+        {
+            json = HfConfig.Known(o.Like);
+            source = $"--like {o.Like}";
+        }
+        else
+        {
+            json = HfConfig.Load(o.ConfigFile!).Json;
+            source = o.ConfigFile!;
+        }
+        var config = HfConfig.Parse(HfConfig.WithOverrides(json, o.Set), o.Set.Count == 0 ? source : $"{source} with --set {string.Join(" ", o.Set)}");
+        var dtype = o.DType is null ? config.DType : HfConfig.ParseDTypeName(o.DType, "--dtype");
+        if (!System.IO.Directory.Exists(o.TokenizerDir)) throw new UserError($"--tokenizer '{o.TokenizerDir}' is not a folder.");
+        int tokenizerVocab = TokenizerFiles.Read(o.TokenizerDir).VocabularySize;
         if (config.Model.VocabSize < tokenizerVocab)
-            throw new UserError($"vocab_size {config.Model.VocabSize} is smaller than the tokenizer's vocabulary ({tokenizerVocab} ids in '{tokenizerDir}').");
-        using (var model = Architectures.Create(config.Model, CPU, dtype, seed))
-            Save(model, config, directory, copyFilesFrom: tokenizerDir);
-        return HfModelInfo.Read(directory);
+            throw new UserError($"vocab_size {config.Model.VocabSize} is smaller than the tokenizer's vocabulary ({tokenizerVocab} ids in '{o.TokenizerDir}').");
+        using (var model = Architectures.Create(config.Model, CPU, dtype, o.Seed))
+            Save(model, config, o.OutDir, copyFilesFrom: o.TokenizerDir);
+        return HfModelInfo.Read(o.OutDir);
     }
 
     private static JsonObject Sorted(JsonObject o) =>

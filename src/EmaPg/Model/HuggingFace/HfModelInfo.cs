@@ -13,7 +13,7 @@ public sealed record HfModelInfo(
     string Directory,
     string Architecture,
     string ModelType,
-    string DType,
+    [property: System.Text.Json.Serialization.JsonPropertyName("dtype")] string DType,
     long Parameters,
     long Bytes,
     IReadOnlyList<string> Files,
@@ -37,7 +37,7 @@ public sealed record HfModelInfo(
         var entries = HfCheckpoint.ReadTensorEntries(directory);
         var m = config.Model;
         bool hasTokenizer = File.Exists(Path.Combine(directory, TokenizerFiles.TokenizerJson));
-        var tokenIds = hasTokenizer ? TokenizerFiles.TokenIds(directory) : null;
+        var (tokenIds, tokenizerVocab) = hasTokenizer ? TokenizerFiles.Read(directory) : (null, 0);
         var texts = TokenizerFiles.SpecialTokens(directory);
         var generation = ReadGenerationConfig(directory);
         var special = new List<SpecialToken>();
@@ -57,7 +57,7 @@ public sealed record HfModelInfo(
             entries.Values.Sum(e => e.ByteLength),
             entries.Values.Select(e => Path.GetFileName(e.File)).Distinct().Order(StringComparer.Ordinal).ToList(),
             m.VocabSize,
-            hasTokenizer ? TokenizerFiles.VocabularySize(directory) : null,
+            hasTokenizer ? tokenizerVocab : null,
             m.HiddenSize, m.IntermediateSize, m.NumHiddenLayers, m.NumAttentionHeads, m.NumKeyValueHeads, m.HeadDim,
             m.MaxPositionEmbeddings, m.TieWordEmbeddings, m.RopeTheta,
             m.RopeScaling is null ? "none" : "llama3",

@@ -13,20 +13,14 @@ internal static class TokenizerFiles
     public const string TokenizerJson = "tokenizer.json";
     public const string TokenizerConfig = "tokenizer_config.json";
 
-    /// <summary>1 + the largest id in tokenizer.json's <c>model.vocab</c> and <c>added_tokens</c>.</summary>
-    public static int VocabularySize(string directory)
+    /// <summary>Token → id over model.vocab and added_tokens (added tokens win), and the vocabulary size:
+    /// 1 + the largest id of either. One parse of tokenizer.json (they run to 10 MB).</summary>
+    public static (IReadOnlyDictionary<string, int> TokenIds, int VocabularySize) Read(string directory)
     {
         var (vocab, added) = ReadIds(directory);
-        return 1 + vocab.Values.Concat(added.Values).DefaultIfEmpty(-1).Max();
-    }
-
-    /// <summary>Token → id over model.vocab and added_tokens (added tokens win).</summary>
-    public static IReadOnlyDictionary<string, int> TokenIds(string directory)
-    {
-        var (vocab, added) = ReadIds(directory);
-        var all = new Dictionary<string, int>(vocab);
-        foreach (var (k, v) in added) all[k] = v;
-        return all;
+        int size = 1 + vocab.Values.Concat(added.Values).DefaultIfEmpty(-1).Max();
+        foreach (var (k, v) in added) vocab[k] = v;
+        return (vocab, size);
     }
 
     /// <summary>bos/eos/pad/unk token strings of tokenizer_config.json (string or {"content": …}); absent file → empty.</summary>
