@@ -18,7 +18,7 @@ public sealed record Architecture(
     string Description,
     Func<ModelConfig, DecoderFeatures> Features,
     int? DefaultHeadDim,
-    Func<ModelConfig, Device?, ScalarType, long, CausalLM> Create);
+    Func<ModelConfig, Device?, ScalarType, long?, CausalLM> Create);
 
 /// <summary>Every architecture by HF <c>model_type</c>.</summary>
 public static class Architectures
@@ -42,7 +42,8 @@ public static class Architectures
         All.FirstOrDefault(a => a.Name == modelType)
         ?? throw new UserError($"model_type '{modelType}' is not supported; supported: {string.Join(", ", All.Select(a => a.Name))}.");
 
-    /// <summary>A freshly initialised model of <paramref name="config"/>'s architecture.</summary>
-    public static CausalLM Create(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, long seed = 0) =>
+    /// <summary>A freshly initialised model of <paramref name="config"/>'s architecture; a null
+    /// <paramref name="seed"/> skips the HF-style init, for weights that are loaded right after.</summary>
+    public static CausalLM Create(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, long? seed = 0) =>
         Get(config.Validate().Architecture).Create(config, device, dtype, seed);
 }

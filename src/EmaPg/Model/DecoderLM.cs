@@ -20,8 +20,9 @@ public sealed class DecoderLM : CausalLM
     /// <param name="config">validated on entry</param>
     /// <param name="device">where parameters live; CPU when null</param>
     /// <param name="dtype">Float32 for training; Float64 for exactness tests; BFloat16/Float16 to hold checkpoints as stored</param>
-    /// <param name="seed">seed of the private generator used for the HF-style init (normal(0, initializer_range), zero biases)</param>
-    public DecoderLM(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, long seed = 0)
+    /// <param name="seed">seed of the private generator used for the HF-style init (normal(0, initializer_range), zero biases);
+    /// null skips it (TorchSharp's default layer init stays) for a model whose weights are loaded next</param>
+    public DecoderLM(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, long? seed = 0)
         : base(nameof(DecoderLM), config, device, dtype)
     {
         _model = new Qwen2Model(Config, Device, dtype);
@@ -31,7 +32,7 @@ public sealed class DecoderLM : CausalLM
             _lmHead = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: Device, dtype: dtype);
             register_module("lm_head", _lmHead);
         }
-        Initialize(seed);
+        if (seed is { } s) Initialize(s);
     }
 
     private void Initialize(long seed)

@@ -54,7 +54,7 @@ public static class HfCheckpoint
     {
         var config = HfConfig.Load(Path.Combine(directory, ConfigFile));
         var entries = ReadTensorEntries(directory);
-        var model = Architectures.Create(config.Model, device, dtype ?? config.DType);
+        var model = Architectures.Create(config.Model, device, dtype ?? config.DType, seed: null);
         try
         {
             var parameters = model.named_parameters().ToList();
