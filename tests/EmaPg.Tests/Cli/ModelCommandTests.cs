@@ -85,6 +85,24 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void Init_from_a_config_file_in_the_transformers_5_style_writes_the_4x_keys()
+    {
+        var dir = Path.Combine(_dir, "from-config");
+        var config = Path.Combine(HfFixtures.ModelDir("llama3-tied"), "config.json");   // dtype + rope_parameters (llama3)
+        var (code, _, err) = CliRunner.Run("model", "init", "--config", config, "--tokenizer", HfFixtures.TokenizerDir("llama3"),
+            "--out", dir, "--set", "vocab_size=128256", "--dtype", "f32");
+        Assert.True(code == 0, err);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!;
+        Assert.Equal("float32", json["torch_dtype"]!.GetValue<string>());
+        Assert.Null(json["rope_parameters"]);
+        Assert.Equal("llama3", json["rope_scaling"]!["rope_type"]!.GetValue<string>());
+        Assert.Equal(128256, json["vocab_size"]!.GetValue<int>());
+        var info = HfModelInfo.Read(dir);
+        Assert.Equal("llama3", info.RopeScaling);
+        Assert.Equal(16, info.HeadDim);
+    }
+
+    [Fact]
     public void Bad_input_is_named_without_a_stack_trace()
     {
         var tok = HfFixtures.TokenizerDir("qwen3");
