@@ -9,7 +9,7 @@ namespace EmaPg.Bench;
 public sealed record AdamWBenchOptions
 {
     /// <summary>Models whose parameters are optimised, by name; each is a Qwen2-shaped decoder.</summary>
-    public IReadOnlyList<(string Name, Qwen2Config Config)> Models { get; init; } = DefaultModels;
+    public IReadOnlyList<(string Name, ModelConfig Config)> Models { get; init; } = DefaultModels;
     /// <summary>Timed steps per optimiser and model, after <see cref="Warmup"/> untimed ones.</summary>
     public int Reps { get; init; } = 10;
     public int Warmup { get; init; } = 2;
@@ -20,16 +20,16 @@ public sealed record AdamWBenchOptions
     /// A GPT-2-small-sized Qwen2 (116.6M parameters: |V| 32000 tied, hidden 768, 12 layers, 12 heads, SwiGLU 2304)
     /// and the trainer's default policy (0.6M).
     /// </summary>
-    public static IReadOnlyList<(string, Qwen2Config)> DefaultModels =>
+    public static IReadOnlyList<(string, ModelConfig)> DefaultModels =>
     [
-        ("qwen2-117m", new Qwen2Config { VocabSize = 32000, HiddenSize = 768, IntermediateSize = 2304, NumHiddenLayers = 12, NumAttentionHeads = 12, NumKeyValueHeads = 12 }),
-        ("trainer-default", new Qwen2Config { VocabSize = 64 }),
+        ("qwen2-117m", new ModelConfig { VocabSize = 32000, HiddenSize = 768, IntermediateSize = 2304, NumHiddenLayers = 12, NumAttentionHeads = 12, NumKeyValueHeads = 12 }),
+        ("trainer-default", new ModelConfig { VocabSize = 64 }),
     ];
 
     /// <summary>The tiny problem of --quick (tests, smoke runs): figures from it mean nothing.</summary>
     public static AdamWBenchOptions QuickDefaults => new()
     {
-        Models = [("tiny", new Qwen2Config { VocabSize = 32, HiddenSize = 16, IntermediateSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2, NumKeyValueHeads = 1 })],
+        Models = [("tiny", new ModelConfig { VocabSize = 32, HiddenSize = 16, IntermediateSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2, NumKeyValueHeads = 1 })],
         Reps = 3,
         Warmup = 1,
         Quick = true,
@@ -100,9 +100,9 @@ public static class AdamWBench
             torch.get_num_threads(), Environment.ProcessorCount, BenchStats.Os, BenchStats.TorchSharpVersion, rss, Definitions, rows);
     }
 
-    private static Qwen2ForCausalLM ModelWithGradient(Qwen2Config config, int seed)
+    private static DecoderLM ModelWithGradient(ModelConfig config, int seed)
     {
-        var model = new Qwen2ForCausalLM(config, seed: seed);
+        var model = new DecoderLM(config, seed: seed);
         using var gen = new Generator((ulong)seed + 1, CPU);
         foreach (var p in model.parameters())
         {
@@ -137,7 +137,7 @@ public static class AdamWBench
         public readonly List<long> SteadyPeaks = [];
     }
 
-    private static AdamWBenchRow RunModel(string name, Qwen2Config config, AdamWBenchOptions o, bool rss, Action<string>? progress)
+    private static AdamWBenchRow RunModel(string name, ModelConfig config, AdamWBenchOptions o, bool rss, Action<string>? progress)
     {
         progress?.Invoke($"{name}: building two identical models and their gradients");
         using var a = ModelWithGradient(config, o.Seed);

@@ -22,6 +22,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(CreateKl());
         cmd.Subcommands.Add(CreateAdamW());
         cmd.Subcommands.Add(CreateTokenizer());
+        cmd.Subcommands.Add(CreateLoad());
         return cmd;
     }
 
@@ -149,6 +150,36 @@ public static class BenchCommand
                 return 0;
             }
             RenderAdamW(report);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command CreateLoad()
+    {
+        var cmd = new Command("load", "Load a Hugging Face model folder: median load time and peak RSS above the model's own bytes (the loader streams tensors through a fixed buffer).");
+        var model = new Option<string>("--model") { Description = "Model folder", Required = true };
+        var reps = new Option<int>("--reps") { Description = "Loads, 1..100; medians are reported", DefaultValueFactory = _ => 3 };
+        var dtype = new Option<string>("--dtype") { Description = "bf16 | f32 | f16 (default: the checkpoint's torch_dtype)" };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        foreach (var o in new Option[] { model, reps, dtype, json }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            var rep = LoadBench.Run(new LoadBenchOptions { Model = pr.GetValue(model)!, Reps = pr.GetValue(reps), DType = pr.GetValue(dtype) },
+                msg => Console.Error.WriteLine($"bench load: {msg}"));
+            if (pr.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(rep, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+                return 0;
+            }
+            var t = new Table().Border(TableBorder.Rounded).Title(Markup.Escape($"Load {rep.Model} as {rep.DType}, median of {rep.Seconds.Count}")).AddColumns("", "");
+            t.AddRow("parameters", rep.Parameters.ToString("N0", CultureInfo.InvariantCulture));
+            t.AddRow("model bytes / largest tensor", $"{Bytes(rep.ModelBytes)} / {Bytes(rep.LargestTensorBytes)} (files {Bytes(rep.FileBytes)})");
+            t.AddRow("load time, median [[min–max]]", $"{F(rep.SecondsMedian, "0.00")} s [[{F(rep.Seconds.Min(), "0.00")}–{F(rep.Seconds.Max(), "0.00")}]]");
+            t.AddRow("peak RSS above pre-load", rep.PeakRssExtraBytes is { } p ? string.Join(", ", p.Select(Bytes)) : "n/a");
+            t.AddRow("of which beyond the model (median)", rep.OverheadBytesMedian is { } ov ? $"{Bytes(ov)} = {F(rep.OverheadOverLargestTensor!.Value, "0.00")} × the largest tensor" : "n/a");
+            AnsiConsole.Write(t);
+            AnsiConsole.MarkupLine(Markup.Escape($"{rep.Date}, {rep.ProcessorCount} CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}"));
             return 0;
         });
         return cmd;

@@ -15,5 +15,6 @@ public static class CommandCatalog
         yield return BenchCommand.Create();
         yield return StudyCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return ModelCommand.Create();
     }
 }

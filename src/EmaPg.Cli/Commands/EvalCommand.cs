@@ -34,7 +34,7 @@ public static class EvalCommand
             double temp = Check.Range("--temperature", pr.GetValue(temperature), 0.0, 10.0, minInclusive: false);
             var c = TrainRun.LoadRunConfig(runDir);
             var task = TrainRun.MakeTask(c);
-            using var model = new Qwen2ForCausalLM(TrainRun.MakeModelConfig(c, task), TrainRun.MakeDevice(c));
+            using var model = new DecoderLM(TrainRun.MakeModelConfig(c, task), TrainRun.MakeDevice(c));
             var into = model.named_parameters().ToDictionary(p => "policy/" + p.name, p => (TorchSharp.torch.Tensor)p.parameter);
             var state = RunDirectory.LoadLatestCheckpoint(runDir, p => TrainerCheckpoint.Load(p, into, requireAll: false),
                 w => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(w)}[/]"));

@@ -50,7 +50,7 @@ public static class Evaluator
     /// pass@k with the unbiased estimator. Seeded by <see cref="EvalOptions.Seed"/> so repeated
     /// evaluations of the same model agree. Leaves the global RNG untouched.
     /// </summary>
-    public static EvalResult Evaluate(Qwen2ForCausalLM model, ITask task, EvalOptions? options = null)
+    public static EvalResult Evaluate(CausalLM model, ITask task, EvalOptions? options = null)
     {
         var o = (options ?? new EvalOptions()).Validate();
         var problems = o.MaxProblems > 0 ? task.TestSplit.Take(o.MaxProblems).ToList() : task.TestSplit.ToList();

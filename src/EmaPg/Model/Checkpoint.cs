@@ -14,7 +14,7 @@ public static class Checkpoint
 {
     public const string Kind = "model";
 
-    public static void Save(string path, Qwen2ForCausalLM model, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Save(string path, CausalLM model, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -27,24 +27,24 @@ public static class Checkpoint
     }
 
     /// <summary>Header of a checkpoint (verified) without loading tensors.</summary>
-    public static (Qwen2Config Config, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
+    public static (ModelConfig Config, IReadOnlyDictionary<string, string> Metadata) ReadHeader(string path)
     {
         using var r = TensorFile.Open(path, Kind);
         return ParseHeader(r);
     }
 
     /// <summary>Rebuilds the model stored at <paramref name="path"/> on <paramref name="device"/>.</summary>
-    public static Qwen2ForCausalLM Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static CausalLM Load(string path, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var (config, _) = ReadHeader(path);
-        var model = new Qwen2ForCausalLM(config, device, dtype);
+        var model = Architectures.Create(config, device, dtype);
         try { LoadInto(model, path); }
         catch { model.Dispose(); throw; }
         return model;
     }
 
     /// <summary>Overwrites the parameters of <paramref name="model"/>; names and shapes must match exactly.</summary>
-    public static void LoadInto(Qwen2ForCausalLM model, string path)
+    public static void LoadInto(CausalLM model, string path)
     {
         using var r = TensorFile.Open(path, Kind);
         var (config, _) = ParseHeader(r);
@@ -57,11 +57,11 @@ public static class Checkpoint
         foreach (var (name, p) in target) r.ReadInto(name, p);
     }
 
-    private static (Qwen2Config, IReadOnlyDictionary<string, string>) ParseHeader(TensorFile.Reader r)
+    private static (ModelConfig, IReadOnlyDictionary<string, string>) ParseHeader(TensorFile.Reader r)
     {
         try
         {
-            var config = Qwen2Config.FromJson(r.Metadata["config"]!.ToJsonString());
+            var config = ModelConfig.FromJson(r.Metadata["config"]!.ToJsonString());
             var meta = r.Metadata["metadata"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>());
             return (config, meta);
         }

@@ -8,7 +8,7 @@ namespace EmaPg.Model;
 /// per layer for keys and for values. Preallocating (instead of torch.cat per step) keeps decoding
 /// free of O(T²) copies and of per-step allocations. Inference only: writing into a shared buffer
 /// would break autograd's version tracking, so appending with gradients enabled is refused.
-/// Create one with <see cref="Qwen2ForCausalLM.CreateCache"/>; dispose it when generation ends.
+/// Create one with <see cref="DecoderLM.CreateCache"/>; dispose it when generation ends.
 /// </summary>
 public sealed class KvCache : IDisposable
 {

@@ -10,7 +10,7 @@ public sealed class Qwen2DecoderLayer : nn.Module
     private readonly Qwen2Mlp _mlp;
     private readonly RmsNorm _inputNorm, _postAttnNorm;
 
-    public Qwen2DecoderLayer(Qwen2Config c, int layerIndex, Device device, ScalarType dtype) : base(nameof(Qwen2DecoderLayer))
+    public Qwen2DecoderLayer(ModelConfig c, int layerIndex, Device device, ScalarType dtype) : base(nameof(Qwen2DecoderLayer))
     {
         _attn = new Qwen2Attention(c, layerIndex, device, dtype);
         _mlp = new Qwen2Mlp(c, device, dtype);

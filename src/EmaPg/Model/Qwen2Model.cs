@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace EmaPg.Model;
 
 /// <summary>
-/// The transformer body (HF <c>Qwen2Model</c>, registered as <c>model</c> inside
-/// <see cref="Qwen2ForCausalLM"/>): embeddings, decoder layers, final norm. Returns hidden states.
+/// The transformer body (HF <c>Qwen2Model</c> / <c>Qwen3Model</c> / <c>LlamaModel</c>, registered as <c>model</c> inside
+/// <see cref="DecoderLM"/>): embeddings, decoder layers, final norm. Returns hidden states.
 /// </summary>
 public sealed class Qwen2Model : nn.Module
 {
@@ -15,12 +15,12 @@ public sealed class Qwen2Model : nn.Module
     private readonly RmsNorm _norm;
     private readonly RotaryEmbedding _rotary;
 
-    public Qwen2Model(Qwen2Config c, Device device, ScalarType dtype) : base(nameof(Qwen2Model))
+    public Qwen2Model(ModelConfig c, Device device, ScalarType dtype) : base(nameof(Qwen2Model))
     {
         _embed = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
         _layers = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new Qwen2DecoderLayer(c, i, device, dtype)).ToArray());
         _norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
-        _rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, device);
+        _rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling, device);
         register_module("embed_tokens", _embed);
         register_module("layers", _layers);
         register_module("norm", _norm);
@@ -28,8 +28,9 @@ public sealed class Qwen2Model : nn.Module
     }
 
     internal Embedding EmbedTokens => _embed;
+    internal RotaryEmbedding Rotary => _rotary;
 
-    /// <summary>See <see cref="Qwen2ForCausalLM.Forward"/> for the meaning of the arguments.</summary>
+    /// <summary>See <see cref="CausalLM.HiddenStates"/> for the meaning of the arguments.</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache)
     {
         using var scope = NewDisposeScope();

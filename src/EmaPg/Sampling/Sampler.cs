@@ -14,7 +14,7 @@ public static class Sampler
     /// given <paramref name="generator"/> state, batch composition and device; the global RNG is used
     /// when no generator is given.
     /// </summary>
-    public static GenerationResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplingOptions options, Generator? generator = null)
+    public static GenerationResult Generate(CausalLM model, IReadOnlyList<int[]> prompts, SamplingOptions options, Generator? generator = null)
     {
         options.Validate(model.Config.VocabSize);
         using var noGrad = no_grad();

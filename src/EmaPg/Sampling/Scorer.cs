@@ -19,7 +19,7 @@ public static class Scorer
     /// <param name="gatherIndices">optional [B,L,k] int64 token ids whose log-probs to return (e.g. another policy's top-k)</param>
     /// <param name="topK">when &gt; 0, also return this model's top-k token ids [B,L,k]</param>
     /// <param name="returnFull">also return the full log-prob table [B,L,V] (cheap for small vocabularies; exact KL)</param>
-    public static ScoreResult Score(Qwen2ForCausalLM model, Tensor sequences, Tensor attentionMask, long promptLength,
+    public static ScoreResult Score(CausalLM model, Tensor sequences, Tensor attentionMask, long promptLength,
         double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
     {
         if (promptLength < 1 || promptLength >= sequences.shape[1])
@@ -49,7 +49,7 @@ public static class Scorer
     }
 
     /// <summary>Scores the responses of a <see cref="GenerationResult"/>.</summary>
-    public static ScoreResult Score(Qwen2ForCausalLM model, GenerationResult generation,
+    public static ScoreResult Score(CausalLM model, GenerationResult generation,
         double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
     {
         using var scope = NewDisposeScope();
@@ -59,7 +59,7 @@ public static class Scorer
     }
 }
 
-/// <summary>Output of <see cref="Scorer.Score(Qwen2ForCausalLM, Tensor, Tensor, long, double, Tensor?, int, bool)"/>; all [B,L,…].</summary>
+/// <summary>Output of <see cref="Scorer.Score(CausalLM, Tensor, Tensor, long, double, Tensor?, int, bool)"/>; all [B,L,…].</summary>
 public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tensor? topKIndices, Tensor? fullLogProbs, Tensor? topKLogProbs = null) : IDisposable
 {
     /// <summary>[B,L] log-prob of each response token (model dtype). Positions past a row's stop token are meaningless; apply the response mask.</summary>

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace EmaPg.Training;
 
 /// <summary>Outcome of <see cref="ColdStart.Run"/>; the caller owns (and disposes) <see cref="Model"/>.</summary>
-public sealed record ColdStartResult(Qwen2ForCausalLM Model, string CheckpointPath, bool FromCache, double TrainSeconds, double FinalLoss);
+public sealed record ColdStartResult(CausalLM Model, string CheckpointPath, bool FromCache, double TrainSeconds, double FinalLoss);
 
 /// <summary>
 /// Supervised cold start: cross-entropy on reference solutions (response tokens only, EOS
@@ -25,7 +25,7 @@ public static class ColdStart
     /// <summary>Bumped whenever the training procedure changes in a way the configs do not capture.</summary>
     private const string ProcedureVersion = "coldstart/v1";
 
-    public static string CacheKey(Qwen2Config model, ITask task, ColdStartConfig sft)
+    public static string CacheKey(ModelConfig model, ITask task, ColdStartConfig sft)
     {
         var text = string.Join("\n", ProcedureVersion, model.Validate().ToJson(), task.Fingerprint, sft.Validate().ToJson());
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
@@ -36,7 +36,7 @@ public static class ColdStart
     /// <paramref name="cacheDir"/> null nothing is read or written. <paramref name="modelConfig"/>'s
     /// vocabulary must match the task's tokenizer.
     /// </summary>
-    public static ColdStartResult Run(Qwen2Config modelConfig, ITask task, ColdStartConfig sft, string? cacheDir = "runs/.cache",
+    public static ColdStartResult Run(ModelConfig modelConfig, ITask task, ColdStartConfig sft, string? cacheDir = "runs/.cache",
         Device? device = null, Action<string>? log = null)
     {
         // A padded vocabulary (ids the tokenizer never produces) is allowed, as in real LLMs.
@@ -60,7 +60,7 @@ public static class ColdStart
             }
         }
 
-        var model = new Qwen2ForCausalLM(modelConfig, device, ScalarType.Float32, seed: sft.Seed);
+        var model = new DecoderLM(modelConfig, device, ScalarType.Float32, seed: sft.Seed);
         var (seconds, loss) = Train(model, task, sft, log);
         if (cacheDir is not null)
         {
@@ -79,7 +79,7 @@ public static class ColdStart
     }
 
     /// <summary>Runs the SFT loop on <paramref name="model"/> in place; returns (seconds, mean loss of the last 10% of steps).</summary>
-    public static (double Seconds, double FinalLoss) Train(Qwen2ForCausalLM model, ITask task, ColdStartConfig sft, Action<string>? log = null)
+    public static (double Seconds, double FinalLoss) Train(CausalLM model, ITask task, ColdStartConfig sft, Action<string>? log = null)
     {
         sft.Validate();
         var rng = new Random(sft.Seed);

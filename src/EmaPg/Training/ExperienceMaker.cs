@@ -18,10 +18,10 @@ namespace EmaPg.Training;
 internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages)
 {
     /// <summary>|q|: k of Top-k estimators, capped by the vocabulary; 0 when the estimator needs no index set.</summary>
-    private int K(Qwen2ForCausalLM policy) => kl is null || kl.Index == IndexSource.None ? 0 : Math.Min(config.KlTopK, policy.Config.VocabSize);
+    private int K(CausalLM policy) => kl is null || kl.Index == IndexSource.None ? 0 : Math.Min(config.KlTopK, policy.Config.VocabSize);
 
     /// <summary>Throws <see cref="NonFiniteOutputError"/> when the policy's outputs are not finite (the trainer rolls back).</summary>
-    public Experience Make(int t, Qwen2ForCausalLM policy, Qwen2ForCausalLM anchor)
+    public Experience Make(int t, CausalLM policy, CausalLM anchor)
     {
         var sw = Stopwatch.StartNew();
         var rng = new Random(SeedMix.MixInt(config.Seed, t, 1));

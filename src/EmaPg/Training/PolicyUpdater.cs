@@ -19,7 +19,7 @@ public sealed record UpdateStats(double Kl, double PolicyObjective, double ClipF
 /// and one guarded AdamW step. With <paramref name="checkFinite"/> it stops at the first step that leaves a parameter
 /// non-finite, so that the trainer can roll the update back.
 /// </summary>
-internal sealed class PolicyUpdater(TrainConfig config, Qwen2ForCausalLM policy, AdamW optimizer, DivergenceEstimator? kl, EstimatorOptions klOptions,
+internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW optimizer, DivergenceEstimator? kl, EstimatorOptions klOptions,
     LossAggregationMode aggregation, PolicyLoss policyLoss, bool checkFinite)
 {
     public UpdateStats Update(Experience x, int t)

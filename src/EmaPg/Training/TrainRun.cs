@@ -27,7 +27,7 @@ public static class TrainRun
         });
     }
 
-    public static Qwen2Config MakeModelConfig(TrainConfig c, ITask task) => new Qwen2Config
+    public static ModelConfig MakeModelConfig(TrainConfig c, ITask task) => new ModelConfig
     {
         VocabSize = Math.Max(c.VocabSize, task.Tokenizer.VocabSize), HiddenSize = c.HiddenSize, IntermediateSize = c.IntermediateSize,
         NumHiddenLayers = c.NumLayers, NumAttentionHeads = c.NumHeads, NumKeyValueHeads = c.NumKvHeads,
@@ -142,7 +142,7 @@ public static class TrainRun
         ["host"] = HostInfo.ToJson(),
     }.ToDictionary(kv => kv.Key, kv => kv.Value is double d && !double.IsFinite(d) ? null : kv.Value);
 
-    private static (double, double) BaseScores(TrainConfig c, ITask task, Qwen2ForCausalLM model, string ckpt, Action<string>? log)
+    private static (double, double) BaseScores(TrainConfig c, ITask task, CausalLM model, string ckpt, Action<string>? log)
     {
         var path = $"{ckpt}.eval-{c.EvalProblems}-{c.EvalSamples}-{c.PassK}.json";
         if (File.Exists(path))

@@ -35,8 +35,8 @@ public sealed class Trainer : IDisposable
 {
     private readonly TrainConfig _c;
     private readonly ITask _task;
-    private readonly Qwen2ForCausalLM _policy;
-    private readonly Qwen2ForCausalLM _anchor;
+    private readonly CausalLM _policy;
+    private readonly CausalLM _anchor;
     private readonly AdamW _opt;
     private readonly EmaAnchor _ema;
     private readonly ExperienceMaker _maker;
@@ -50,10 +50,10 @@ public sealed class Trainer : IDisposable
     public const int MaxConsecutiveRollbacks = 3;
 
     public TrainerState State => _state;
-    public Qwen2ForCausalLM Policy => _policy;
-    public Qwen2ForCausalLM AnchorModel => _anchor;
+    public CausalLM Policy => _policy;
+    public CausalLM AnchorModel => _anchor;
 
-    public Trainer(TrainConfig config, ITask task, Qwen2ForCausalLM basePolicy, double basePass1, double basePassK)
+    public Trainer(TrainConfig config, ITask task, CausalLM basePolicy, double basePass1, double basePassK)
     {
         _c = config;
         _task = task;

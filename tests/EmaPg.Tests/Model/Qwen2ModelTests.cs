@@ -50,7 +50,7 @@ public class Qwen2ModelTests
         Assert.Contains("hidden_size", e.Message);
         var json = TinyModels.Config().ToJson();
         Assert.Contains("\"num_key_value_heads\":2", json);
-        Assert.Equal(TinyModels.Config(), Qwen2Config.FromJson(json));
+        Assert.Equal(TinyModels.Config(), ModelConfig.FromJson(json));
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace EmaPg.Tests.Model;
 /// <summary>Toy configs that build and run in milliseconds.</summary>
 internal static class TinyModels
 {
-    public static Qwen2Config Config(bool tied = true, int kvHeads = 2) => new()
+    public static ModelConfig Config(bool tied = true, int kvHeads = 2) => new()
     {
         VocabSize = 13,
         HiddenSize = 16,
@@ -23,6 +23,6 @@ internal static class TinyModels
     /// <summary>Same shape and all elements equal (TorchSharp's Tensor.equal is element-wise).</summary>
     public static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
-    public static Qwen2ForCausalLM Float64(bool tied = true, int kvHeads = 2, long seed = 1) =>
+    public static DecoderLM Float64(bool tied = true, int kvHeads = 2, long seed = 1) =>
         new(Config(tied, kvHeads), CPU, ScalarType.Float64, seed);
 }

@@ -11,7 +11,7 @@ public class ColdStartTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("emapg-sft-").FullName;
     private static readonly ArithmeticTask Task = new(new ArithmeticTaskConfig { MaxDigits = 1, TestSize = 16 });
 
-    private static Qwen2Config Tiny => new()
+    private static ModelConfig Tiny => new()
     {
         VocabSize = Task.Tokenizer.VocabSize, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1,
         NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 16,

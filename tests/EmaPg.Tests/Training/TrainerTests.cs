@@ -35,7 +35,7 @@ public class TrainerTests : IDisposable
         EvalProblems = 2, EvalSamples = 2, PassK = 2,
     };
 
-    private static Qwen2ForCausalLM RandomPolicy(ITask task, long seed = 5) => new(new Qwen2Config
+    private static DecoderLM RandomPolicy(ITask task, long seed = 5) => new(new ModelConfig
     {
         VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2,
         MaxPositionEmbeddings = 32,
@@ -210,7 +210,7 @@ public class TrainerGuardTests
         KlBeta = 0.01, EmaEta = 0.5, EmaPeriod = 2, EvalProblems = 2, EvalSamples = 2, PassK = 2, Iterations = 50, CheckpointEvery = 50,
     };
 
-    private static Qwen2ForCausalLM Policy() => new(new Qwen2Config
+    private static DecoderLM Policy() => new(new ModelConfig
     {
         VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 32,
     }, CPU, ScalarType.Float32, 5);
