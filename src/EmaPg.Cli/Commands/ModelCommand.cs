@@ -74,13 +74,16 @@ public static class ModelCommand
     {
         var cmd = new Command("score", "Next-token top-K log-probs (float32) at every position of a token sequence.");
         var model = new Option<string>("--model") { Description = "Model folder", Required = true };
-        var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3", Required = true };
+        var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3" };
+        var text = new Option<string>("--text") { Description = "Text to tokenize with the folder's tokenizer instead of --ids" };
+        var chat = new Option<bool>("--chat") { Description = "With --text: render it as a user turn with the folder's chat template and the generation prompt" };
         var top = new Option<int>("--top") { Description = "How many tokens per position, 1..vocab", DefaultValueFactory = _ => 20 };
         var json = new Option<bool>("--json") { Description = "Print {\"ids\":[…],\"positions\":[{\"top_ids\":[…],\"top_logprobs\":[…]},…]}" };
-        foreach (var o in new Option[] { model, ids, top, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, ids, text, chat, top, json }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
-            var tokens = ListParse.Ints("--ids", pr.GetValue(ids)!, 0, int.MaxValue);
+            var idList = pr.GetValue(ids) is { } s ? ListParse.Ints("--ids", s, 0, int.MaxValue) : null;
+            var tokens = Tokenization.PromptInput.ToIds(pr.GetValue(model)!, idList, pr.GetValue(text), pr.GetValue(chat), "--text");
             var positions = ModelQueries.TopLogProbs(pr.GetValue(model)!, tokens, pr.GetValue(top));
             if (pr.GetValue(json))
             {
@@ -97,7 +100,7 @@ public static class ModelCommand
                 return 0;
             }
             var t = new Table().Border(TableBorder.Rounded).AddColumns("position", "id", "next: top ids (log-prob)");
-            for (int i = 0; i < tokens.Count; i++)
+            for (int i = 0; i < tokens.Length; i++)
                 t.AddRow(i.ToString(CultureInfo.InvariantCulture), tokens[i].ToString(CultureInfo.InvariantCulture),
                     string.Join("  ", positions[i].TopIds.Zip(positions[i].TopLogprobs).Take(5).Select(x => $"{x.First} ({x.Second.ToString("0.000", CultureInfo.InvariantCulture)})")));
             AnsiConsole.Write(t);
@@ -110,20 +113,29 @@ public static class ModelCommand
     {
         var cmd = new Command("generate", "Continue a token sequence (float32; stops at the folder's eos ids).");
         var model = new Option<string>("--model") { Description = "Model folder", Required = true };
-        var ids = new Option<string>("--ids") { Description = "Comma-separated prompt token ids", Required = true };
+        var ids = new Option<string>("--ids") { Description = "Comma-separated prompt token ids" };
+        var prompt = new Option<string>("--prompt") { Description = "Prompt text to tokenize with the folder's tokenizer instead of --ids" };
+        var chat = new Option<bool>("--chat") { Description = "With --prompt: render it as a user turn with the folder's chat template and the generation prompt" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "At most this many new tokens, ≥ 1", DefaultValueFactory = _ => 32 };
         var temperature = new Option<double>("--temperature") { Description = "Softmax temperature, ≥ 0; 0 = greedy", DefaultValueFactory = _ => 0.0 };
         var seed = new Option<long>("--seed") { Description = "Seed of the sampling generator", DefaultValueFactory = _ => 0 };
-        var json = new Option<bool>("--json") { Description = "Print {\"new_ids\":[…]}" };
-        foreach (var o in new Option[] { model, ids, maxNew, temperature, seed, json }) cmd.Options.Add(o);
+        var json = new Option<bool>("--json") { Description = "Print {\"new_ids\":[…],\"text\":\"…\"} (text: the new ids decoded by the folder's tokenizer, special tokens skipped)" };
+        foreach (var o in new Option[] { model, ids, prompt, chat, maxNew, temperature, seed, json }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
-            var prompt = ListParse.Ints("--ids", pr.GetValue(ids)!, 0, int.MaxValue);
-            var newIds = ModelQueries.Generate(pr.GetValue(model)!, prompt, pr.GetValue(maxNew), pr.GetValue(temperature), pr.GetValue(seed));
+            var dir = pr.GetValue(model)!;
+            var idList = pr.GetValue(ids) is { } s ? ListParse.Ints("--ids", s, 0, int.MaxValue) : null;
+            var promptIds = Tokenization.PromptInput.ToIds(dir, idList, pr.GetValue(prompt), pr.GetValue(chat), "--prompt");
+            var newIds = ModelQueries.Generate(dir, promptIds, pr.GetValue(maxNew), pr.GetValue(temperature), pr.GetValue(seed));
+            var decoded = Tokenization.PromptInput.Decode(dir, newIds);
             if (pr.GetValue(json))
-                Console.WriteLine(new JsonObject { ["new_ids"] = new JsonArray(newIds.Select(t => (JsonNode)t).ToArray()) }.ToJsonString());
+            {
+                var o = new JsonObject { ["new_ids"] = new JsonArray(newIds.Select(t => (JsonNode)t).ToArray()) };
+                if (decoded is not null) o["text"] = decoded;
+                Console.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            }
             else
-                Console.WriteLine(string.Join(",", newIds));
+                Console.WriteLine(decoded ?? string.Join(",", newIds));
             return 0;
         });
         return cmd;

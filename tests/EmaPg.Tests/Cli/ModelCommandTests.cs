@@ -74,6 +74,24 @@ public sealed class ModelCommandTests : IDisposable
         var sample = new[] { "model", "generate", "--model", dir, "--ids", ids, "--max-new-tokens", "6", "--temperature", "1", "--seed", "3", "--json" };
         Assert.Equal(CliRunner.Run(sample).Out, CliRunner.Run(sample).Out);
 
+        // --text --chat tokenizes as transformers' apply_chat_template(add_generation_prompt=True) did (the committed golden).
+        var golden = JsonDocument.Parse(File.ReadAllText(Path.Combine(EmaPg.Tests.Tokenization.TokenizerFixtures.FixtureDir, "hf", "tokenizers", tokenizer + ".json"))).RootElement
+            .GetProperty("chats")[0];
+        Assert.Equal("What is 2+2?", golden.GetProperty("messages")[0].GetProperty("content").GetString());
+        var chatIds = golden.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToList();
+        (code, stdout, err) = CliRunner.Run("model", "score", "--model", dir, "--text", "What is 2+2?", "--chat", "--top", "3", "--json");
+        Assert.True(code == 0, err);
+        Assert.Equal(chatIds, JsonDocument.Parse(stdout).RootElement.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()));
+        (code, stdout, err) = CliRunner.Run("model", "generate", "--model", dir, "--prompt", "What is 2+2?", "--chat", "--max-new-tokens", "4", "--json");
+        Assert.True(code == 0, err);
+        var byText = JsonDocument.Parse(stdout).RootElement;
+        (_, var byIds, _) = CliRunner.Run("model", "generate", "--model", dir, "--ids", string.Join(",", chatIds), "--max-new-tokens", "4", "--json");
+        Assert.Equal(byText.GetProperty("new_ids").GetRawText(), JsonDocument.Parse(byIds).RootElement.GetProperty("new_ids").GetRawText());
+        Assert.Equal(JsonValueKind.String, byText.GetProperty("text").ValueKind);
+        (code, _, err) = CliRunner.Run("model", "score", "--model", dir, "--ids", "1", "--text", "x");
+        Assert.Equal(2, code);
+        Assert.Contains("exactly one of --ids and --text", err);
+
         // The folder the CLI wrote loads, saves and loads again bit-exactly.
         var copy = Path.Combine(_dir, like + "-copy");
         using (var m = HfCheckpoint.Load(dir)) HfCheckpoint.Save(m.Model, m.Config, copy, copyFilesFrom: dir);
