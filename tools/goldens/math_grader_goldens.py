@@ -159,6 +159,54 @@ def cases():
         {"response": "\\boxed{2.5}", "ground_truth": 2.5},
         {"response": "\\boxed{5}", "ground_truth": [5, "6"]},
     ]
+    return c + generated_cases()
+
+
+def generated_cases():
+    """Seeded random variants of the common answer forms: fractions, decimals, mixed numbers, radicals, π multiples,
+    polynomials (expanded vs factored, and one coefficient off), tuples of fractions."""
+    import random
+    from fractions import Fraction
+    rng = random.Random(0)
+    c = []
+    for _ in range(30):
+        p, q = rng.randint(1, 40), rng.randint(2, 12)
+        f = Fraction(p, q)
+        forms = [f"\\frac{{{p}}}{{{q}}}", f"\\dfrac{{{f.numerator}}}{{{f.denominator}}}", f"{p}/{q}", f"{float(f):.4f}",
+                 f"{float(f)}", f"-\\frac{{{p}}}{{{q}}}", f"{f.numerator}/{f.denominator}"]
+        if f.numerator > f.denominator and f.denominator > 1:
+            w, r = divmod(f.numerator, f.denominator)
+            forms.append(f"{w}\\frac{{{r}}}{{{f.denominator}}}")
+        gt = rng.choice([f"\\frac{{{f.numerator}}}{{{f.denominator}}}", f"{f.numerator}/{f.denominator}"])
+        c.append({"response": B(rng.choice(forms)), "ground_truth": gt})
+    for _ in range(25):
+        k, m = rng.randint(2, 6), rng.choice([2, 3, 5, 6, 7, 10])
+        forms = [f"{k}\\sqrt{{{m}}}", f"\\sqrt{{{k * k * m}}}", f"{k}\\sqrt{m}", f"\\sqrt{{{m}}}\\cdot {k}", f"{k + 1}\\sqrt{{{m}}}",
+                 f"\\frac{{{2 * k}\\sqrt{{{m}}}}}{{2}}", f"{k}*\\sqrt({m})"]
+        c.append({"response": B(rng.choice(forms)), "ground_truth": rng.choice([f"{k}\\sqrt{{{m}}}", f"\\sqrt{{{k * k * m}}}"])})
+    for _ in range(20):
+        a, b = rng.randint(1, 9), rng.randint(2, 9)
+        forms = [f"\\frac{{{a}\\pi}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}\\pi", f"{a}\\pi/{b}", f"\\frac{{\\pi}}{{{b}}}", f"{a}\\pi"]
+        c.append({"response": B(rng.choice(forms)), "ground_truth": rng.choice([f"\\frac{{{a}\\pi}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}\\pi"])})
+    for _ in range(30):
+        a, b = rng.randint(-6, 6), rng.randint(-6, 6)
+        var = rng.choice("xnt")
+        s1, p1 = a + b, a * b
+        expanded = f"{var}^2{s1:+d}{var}{p1:+d}".replace("+0" + var, "").replace("+0", "")
+        factored = f"({var}{a:+d})({var}{b:+d})"
+        wrong = f"{var}^2{s1 + 1:+d}{var}{p1:+d}"
+        given = rng.choice([expanded, factored, wrong, f"({var}{a:+d})*({var}{b:+d})", f"{p1:+d}{s1:+d}{var}+{var}^2"])
+        c.append({"response": B(given), "ground_truth": rng.choice([expanded, factored])})
+    for _ in range(15):
+        p, q, r = rng.randint(1, 9), rng.randint(2, 9), rng.randint(-5, 5)
+        gt = f"\\left(\\frac{{{p}}}{{{q}}}, {r}\\right)"
+        given = rng.choice([f"({p}/{q}, {r})", f"(\\frac{{{p}}}{{{q}}},{r})", f"[\\frac{{{p}}}{{{q}}}, {r}]", f"({r}, \\frac{{{p}}}{{{q}}})",
+                            f"\\left( {p / q}, {r} \\right)"])
+        c.append({"response": B(given), "ground_truth": gt})
+    for _ in range(15):
+        n = rng.randint(1, 99)
+        given = rng.choice([f"{n}\\%", f"{n}%", f"{n / 100}", f"{n}", f"{n}.0", f"{n} \\text{{ percent}}", f"\\{n}"])
+        c.append({"response": B(given), "ground_truth": rng.choice([f"{n}", f"{n}\\%"])})
     return c
 
 

@@ -14,5 +14,6 @@ public static class CommandCatalog
         yield return AuditCommand.Create();
         yield return BenchCommand.Create();
         yield return StudyCommand.Create();
+        yield return RewardCommand.Create();
     }
 }

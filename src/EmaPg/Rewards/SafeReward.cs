@@ -16,7 +16,7 @@ public sealed record RewardReport(string Reward, long Calls, long Exceptions, lo
 /// In-process rewards that hang are abandoned on a worker thread (they cannot be killed); an
 /// <see cref="ExternalProcessReward"/> enforces the timeout itself by killing and restarting its process.
 /// </summary>
-public sealed class SafeReward(string name, IReward inner, TimeSpan timeout) : IReward
+public sealed class SafeReward(string name, IReward inner, TimeSpan timeout) : IReward, IDisposable
 {
     private long _calls, _exceptions, _timeouts, _nonNumbers;
 
@@ -59,6 +59,9 @@ public sealed class SafeReward(string name, IReward inner, TimeSpan timeout) : I
         LastFailure = message;
         return 0.0;
     }
+
+    /// <summary>Ends an external reward's process; other rewards hold nothing.</summary>
+    public void Dispose() => (inner as IDisposable)?.Dispose();
 
     public RewardReport Report() => new(Name, Interlocked.Read(ref _calls), Interlocked.Read(ref _exceptions), Interlocked.Read(ref _timeouts), Interlocked.Read(ref _nonNumbers));
 }

@@ -73,14 +73,17 @@ internal sealed class ExprParser
     private readonly List<string> _tokens;
     private int _pos;
 
-    private ExprParser(List<string> tokens) { _tokens = tokens; }
+    private readonly bool _decimalsExact;
+
+    private ExprParser(List<string> tokens, bool decimalsExact) { _tokens = tokens; _decimalsExact = decimalsExact; }
 
     /// <summary>A compiled expression: its free symbols and an evaluator; null when sympy would fail to parse it or we cannot evaluate it.</summary>
-    public static (IReadOnlyList<string> Symbols, Func<IReadOnlyDictionary<string, Num>, Num> Eval)? Compile(string expr)
+    /// <param name="decimalsExact">Decimal literals as their exact rational value instead of doubles (sympy Floats).</param>
+    public static (IReadOnlyList<string> Symbols, Func<IReadOnlyDictionary<string, Num>, Num> Eval)? Compile(string expr, bool decimalsExact)
     {
         var tokens = Tokenize(expr.Replace("^", "**"));
         if (tokens is null) return null;
-        var p = new ExprParser(tokens);
+        var p = new ExprParser(tokens, decimalsExact);
         Node? root;
         try { root = p.Expr(); } catch (FormatException) { return null; }
         if (p._pos != tokens.Count) return null;
@@ -213,7 +216,7 @@ internal sealed class ExprParser
         if (char.IsAsciiDigit(t[0]) || t[0] == '.')
         {
             if (t.Contains('.') || t.Contains('e') || t.Contains('E'))
-                return new Lit(Num.Float(double.Parse(t, System.Globalization.CultureInfo.InvariantCulture)));
+                return new Lit(_decimalsExact ? ExactDecimal(t) : Num.Float(double.Parse(t, System.Globalization.CultureInfo.InvariantCulture)));
             return new Lit(Num.Rational(BigInteger.Parse(t), 1));
         }
         if (Functions.Contains(t))
@@ -228,6 +231,17 @@ internal sealed class ExprParser
         if (t is "oo" or "zoo" or "nan" or "inf") throw new FormatException("infinite");
         if (char.IsLetter(t[0]) || t[0] == '_') return new Sym(t);
         throw new FormatException($"unexpected token {t}");
+    }
+
+    private static Num ExactDecimal(string t)
+    {
+        int e = t.IndexOfAny(['e', 'E']);
+        int exp = e < 0 ? 0 : int.Parse(t[(e + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var mantissa = e < 0 ? t : t[..e];
+        int dot = mantissa.IndexOf('.');
+        if (dot >= 0) { exp -= mantissa.Length - dot - 1; mantissa = mantissa.Remove(dot, 1); }
+        var digits = BigInteger.Parse(mantissa.Length == 0 ? "0" : mantissa);
+        return exp >= 0 ? Num.Rational(digits * BigInteger.Pow(10, exp), 1) : Num.Rational(digits, BigInteger.Pow(10, -exp));
     }
 
     /// <summary>split_symbols: "xy2" → x, y, 2 as separate tokens, so implicit multiplication and powers bind as in sympy (x y**2).</summary>

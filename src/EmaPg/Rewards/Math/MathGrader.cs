@@ -104,15 +104,20 @@ public static partial class MathGrader
         [(31, 13), (11, 29), (-17, 5)],
     ];
 
-    /// <summary>sympy.simplify(truth − given) == 0, decided by evaluation: exact where sympy is exact, else to 1e−12 relative.</summary>
+    /// <summary>
+    /// sympy.simplify(truth − given) == 0, decided by evaluation at fixed rational points. Without π or irrational
+    /// roots both sides must agree exactly with decimals read as exact rationals (0.333 ≠ 1/3) and also in double
+    /// arithmetic, as sympy's Floats are (0.1 + 0.2 ≠ 0.3); otherwise to 1e−12 relative.
+    /// </summary>
     private static bool AreEqual(string truth, string given)
     {
         if (!AllowEval($"({truth})-({given})")) return false;
-        var a = ExprParser.Compile(truth);
-        var b = ExprParser.Compile(given);
-        if (a is null || b is null) return false;
+        var a = ExprParser.Compile(truth, decimalsExact: true);
+        var b = ExprParser.Compile(given, decimalsExact: true);
+        var af = ExprParser.Compile(truth, decimalsExact: false);
+        var bf = ExprParser.Compile(given, decimalsExact: false);
+        if (a is null || b is null || af is null || bf is null) return false;
         var symbols = a.Value.Symbols.Union(b.Value.Symbols).ToList();
-        bool numericTolerance = $"{truth}{given}".Any(char.IsLetter);
         int valid = 0;
         foreach (var point in Points)
         {
@@ -120,16 +125,26 @@ public static partial class MathGrader
             for (int s = 0; s < symbols.Count; s++) env[symbols[s]] = Num.Rational(point[s % 3].P + s, point[s % 3].Q);
             var x = a.Value.Eval(env);
             var y = b.Value.Eval(env);
-            if (x.Exact && y.Exact) { if (x != y) return false; valid++; continue; }
-            double u = x.Value, v = y.Value;
-            if (!double.IsFinite(u) || !double.IsFinite(v)) continue;
-            bool eq = numericTolerance ? System.Math.Abs(u - v) <= 1e-12 * System.Math.Max(1, System.Math.Max(System.Math.Abs(u), System.Math.Abs(v))) : u - v == 0;
-            if (!eq) return false;
+            if (x.Exact && y.Exact)
+            {
+                if (x != y) return false;
+                var (xf, yf) = (af.Value.Eval(env), bf.Value.Eval(env));
+                if (!(xf.Exact && yf.Exact) && !FloatEqual(xf.Value, yf.Value, symbols.Count > 0 ? 4e-16 : 0)) return false;
+            }
+            else
+            {
+                double u = x.Value, v = y.Value;
+                if (!double.IsFinite(u) || !double.IsFinite(v)) continue;
+                if (!FloatEqual(u, v, 1e-12)) return false;
+            }
             valid++;
             if (symbols.Count == 0) break;
         }
         return valid > 0;
     }
+
+    private static bool FloatEqual(double u, double v, double relTol) =>
+        u == v || System.Math.Abs(u - v) <= relTol * System.Math.Max(System.Math.Abs(u), System.Math.Abs(v));
 
     [GeneratedRegex(@"^-?[0-9]+.?/0*[1-9][0-9]*.?$")]
     private static partial Regex FracRegex();
