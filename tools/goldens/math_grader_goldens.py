@@ -14,7 +14,9 @@ correct iff grade_answer_mathd or grade_answer_sympy holds for any of them). Rew
 when there is one and the whole response when there is none, and so does EmaPg's MathReward.
 
 Usage: python3 tools/goldens/math_grader_goldens.py --reference .cache/deepscaler_math_utils.py \
-           --out tests/EmaPg.Tests/Fixtures/rewards/math_grader.jsonl
+           --out tests/EmaPg.Tests/Fixtures/rewards/math_grader.jsonl \
+           --normalize-out tests/EmaPg.Tests/Fixtures/rewards/math_normalize.jsonl \
+           --latex-out tests/EmaPg.Tests/Fixtures/rewards/latex_text.jsonl
 """
 import argparse
 import importlib.util
@@ -210,10 +212,27 @@ def generated_cases():
     return c
 
 
+LATEX_SNIPPETS = [
+    r" \frac{1}{2}", r" \frac{x+1}{2}", r"\sqrt{3}", r"\sqrt{x+1}", r" \frac{\sqrt{3}}{2}", r"2\pi", r"\infty", r"\text{abc}",
+    r"x \cdot y", r"\cup", r"\sqrt[3]{2}", r"\pm 2", r"\le", r"\mathrm{cm}", r"\ln 2", r"\log_2 8", r"\sin x", r"\cos(x)",
+    r"a_{1}", r"\{1,2\}", r"\dots", r"\alpha", r"\theta", r"\neq", r"\%", r"\$", r"\pi^2", r"\binom{5}{2}", r"\emph{x}",
+    r"\mbox{x}", r"\textbf{A}", r"\overline{AB}", r"\angle", r"\circ", r"\times", r"\div", r"\approx", r"\,", r"\ ", r"\;",
+    r"\quad", r"\foo{1}", r" \frac12", r" \frac{1}2", r"\sqrt2", r"\left( 1 \right)", r"e^{i\pi}", r"\cdots", r"\ldots",
+    r"\sqrt{}", r"x^{2}", r"\mathbf{x}", r"\operatorname{lcm}", r"\{", r"\|", r"\prime", r" \frac{1}{x+1}", r"3 \frac{1}{2}",
+    r" \frac{1}{\sqrt{2}}", r"\sqrt{\frac{1}{2}}", r"{1}", r"\sqrt{2}x", r"\sqrt{ 3 }", r"\mathrm{x}y", r"\text{ cm}",
+    r"a\text{b}c", r"\hbox{x}", r"\textit{x}", r"\geq", r"\ge", r"\lt", r"\cdot2", r"\sqrt {2}", r"\frac {1} {2}", r"\pi r",
+    r"\left\{1\right\}", r"\displaystyle 5", r"\qquad", r"\\", r"~", r"&", r"3\times 10^3", r"\operatorname{sgn}x",
+    r"\boxed{5}", r"\bigl(", r"\mid", r"\to", r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+    r"\begin{bmatrix}a&b\end{bmatrix}", r"\begin{array}{cc}1&2\end{array}", r"\begin{cases}x\\y\end{cases}",
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--normalize-out", help="also write the reference's two normalisations of every answer string")
+    ap.add_argument("--latex-out", help="also write pylatexenc's LatexNodes2Text output on LATEX_SNIPPETS")
     a = ap.parse_args()
     ref = load(a.reference)
 
@@ -229,6 +248,23 @@ def main():
             finally:
                 signal.alarm(0)
             f.write(json.dumps({**case, "score": s}) + "\n")
+    if a.latex_out:
+        from pylatexenc import latex2text
+        conv = latex2text.LatexNodes2Text()
+        with open(a.latex_out, "w") as f:
+            for x in LATEX_SNIPPETS:
+                f.write(json.dumps({"latex": x, "text": conv.latex_to_text(x)}) + "\n")
+    if a.normalize_out:
+        seen = []
+        for case in cases():
+            given = ref.extract_answer(case["response"].split("</think>")[1] if "</think>" in case["response"] else case["response"])
+            truths = case["ground_truth"] if isinstance(case["ground_truth"], list) else [case["ground_truth"]]
+            for x in [given] + [str(t) for t in truths]:
+                if x is not None and x not in seen:
+                    seen.append(x)
+        with open(a.normalize_out, "w") as f:
+            for x in seen:
+                f.write(json.dumps({"input": x, "mathd": ref.mathd_normalize_answer(x), "normalize": ref._normalize(x)}) + "\n")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ internal static class LatexText
         }
         switch (name)
         {
+            case "begin":
+                Environment(s, ref i, sb);
+                return;
             case "frac" or "dfrac" or "tfrac":
                 sb.Append(Arg(s, ref i)).Append('/').Append(Arg(s, ref i));
                 return;
@@ -105,6 +108,27 @@ internal static class LatexText
         if (KeepArgument.Contains(name)) { sb.Append(Arg(s, ref i)); return; }
         if (Symbols.TryGetValue(name, out var sym)) { sb.Append(sym); return; }
         // \left, \right, \displaystyle and unknown macros produce nothing; following groups are ordinary text.
+    }
+
+    /// <summary>
+    /// \begin{env}…\end{env}: pmatrix, bmatrix and array become "[ a b; c d ]" (cells joined by a space, rows by "; "),
+    /// matrix and cases their rows on lines; any other environment its content as text.
+    /// </summary>
+    private static void Environment(string s, ref int i, StringBuilder sb)
+    {
+        var env = Arg(s, ref i);
+        var end = "\\end{" + env + "}";
+        int stop = s.IndexOf(end, i, StringComparison.Ordinal);
+        var body = stop < 0 ? s[i..] : s[i..stop];
+        i = stop < 0 ? s.Length : stop + end.Length;
+        if (env == "array") { int j = 0; Arg(body, ref j); body = body[j..]; }
+        string Rows(string sep) => string.Join(sep, body.Split("\\\\").Select(row => string.Join(" ", row.Split('&').Select(c => ToText(c).Trim()))));
+        switch (env)
+        {
+            case "pmatrix" or "bmatrix" or "array": sb.Append("[ ").Append(Rows("; ")).Append(" ]"); break;
+            case "matrix" or "cases": sb.Append(Rows("\n")); break;
+            default: sb.Append(ToText(body)); break;
+        }
     }
 
     private static void SkipSpace(string s, ref int i)
