@@ -156,7 +156,7 @@ internal sealed class ExprParser
                 int st = i;
                 while (i < s.Length && (char.IsLetterOrDigit(s[i]) || s[i] == '_')) i++;
                 var name = s[st..i];
-                if (Functions.Contains(name) || name == "pi" || name.Contains('_') || Whole.Contains(name) || name.Length == 1) t.Add(name);
+                if (Functions.Contains(name) || name is "pi" or "oo" || name.Contains('_') || Whole.Contains(name) || name.Length == 1) t.Add(name);
                 else SplitName(name, t);
                 continue;
             }
@@ -228,7 +228,7 @@ internal sealed class ExprParser
             return new Call(t, arg);
         }
         if (t == "pi") return new Lit(Num.Float(System.Math.PI));
-        if (t is "oo" or "zoo" or "nan" or "inf") throw new FormatException("infinite");
+        if (t == "oo") throw new FormatException("infinity: sympy's oo − oo is nan, never 0");
         if (char.IsLetter(t[0]) || t[0] == '_') return new Sym(t);
         throw new FormatException($"unexpected token {t}");
     }

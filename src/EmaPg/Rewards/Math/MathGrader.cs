@@ -40,13 +40,8 @@ public static partial class MathGrader
         if (answer is null) return false;
         foreach (var truth in groundTruths)
         {
-            var t = truth;
-            if (t.Contains("\\boxed", StringComparison.Ordinal))
-            {
-                t = LastBoxed(t)!;
-                if (t is null) continue;
-            }
-            if (GradeMathd(answer, t) || GradeSymbolic(answer, t)) return true;
+            var t = truth.Contains("\\boxed", StringComparison.Ordinal) ? LastBoxed(truth) : truth;
+            if (t is not null && (GradeMathd(answer, t) || GradeSymbolic(answer, t))) return true;
         }
         return false;
     }
