@@ -16,5 +16,6 @@ public static class CommandCatalog
         yield return StudyCommand.Create();
         yield return TokenizeCommand.Create();
         yield return ModelCommand.Create();
+        yield return RewardCommand.Create();
     }
 }
