@@ -125,7 +125,8 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
             if (gQ.numel() > 0) a = a - gQ.sum(1, keepdim: true);
             if (gTop.numel() > 0) a = a - gTop.sum(1, keepdim: true);
             var logZ2 = logZ.unsqueeze(1);
-            var h2 = entropy.unsqueeze(1);
+            var coef = a - gH * entropy.unsqueeze(1);
+            var negGH = -gH;
             var target2 = targets.unsqueeze(1);
 
             for (long start = 0; start < v; start += chunk)
@@ -134,7 +135,7 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
                 long c = Math.Min(chunk, v - start);
                 var logp = Logits(h, w, start, c, temperature).sub_(logZ2);
                 var p = logp.exp();
-                var dz = logp.add_(h2).mul_(gH).neg_().add_(a).mul_(p);   // π·(a − g_H·(log π + H))
+                var dz = logp.mul_(negGH).add_(coef).mul_(p);   // π·(a − g_H·(log π + H)) = π·(c − g_H·log π)
                 ScatterInChunk(dz, target2, gT, start);
                 if (q is not null) ScatterInChunk(dz, q, gQ, start);
                 ScatterInChunk(dz, topIdx, gTop, start);

@@ -34,7 +34,10 @@ public static class TokenHead
         Validate(hidden, weight, targets, q, temperature, topK);
         int chunk = chunkSize ?? DefaultChunkSize(hidden.shape[0]);
         if (chunk < 1) throw new ArgumentException($"chunkSize must be ≥ 1, got {chunk}.");
-        var outs = FusedTokenHeadFunction.apply(hidden, weight, targets, q, temperature, topK, chunk);
+        // The inputs enter through a view: our backward's gradients are still referenced from .NET when autograd
+        // receives them, so AccumulateGrad would copy them into .grad (another [|V|, H] for W); the view's own
+        // backward hands autograd a fresh alias of the same storage, which it adopts without a copy.
+        var outs = FusedTokenHeadFunction.apply(hidden.view(hidden.shape), weight.view(weight.shape), targets, q, temperature, topK, chunk);
         return new TokenHeadOutputs
         {
             LogpTarget = outs[0],
