@@ -95,7 +95,7 @@ public static class HeadBench
         ["peak_rss_extra_bytes"] = "The same measurement without subtracting the gradients.",
         ["tracked_forward_bytes"] = "Counted: bytes of the distinct tensor storages alive at the end of the forward pass that the run created (inputs excluded); TorchSharp keeps every intermediate of a DisposeScope alive until it ends.",
         ["max_rel_diff"] = "Largest ‖fused − naive‖ / ‖naive‖ over the outputs (log π at the sampled token, log Z, entropy, log π at q, the per-token KL, the loss) and the gradients ∂h and ∂W, from the first repetition; rel_diffs lists each.",
-        ["problem"] = "Synthetic, float32: h ~ N(0,1), W ~ N(0, (3/√H)²) (logits of std ≈ 3); the sampled tokens drawn from the policy (on-policy: π_old = π_θ); q = the policy's top-k; anchor head W + N(0, (1/√H)²); advantages ~ N(0,1).",
+        ["problem"] = "Synthetic, float32: h ~ N(0,1), W ~ N(0, (3/√H)²) (logits of std ≈ 3); q = the policy's top-k; sampled tokens: half from q, half uniform over |V| (both Top-k branches occur); π_old = π_θ at the start; anchor log-probs = the policy's + N(0, 0.3²) (the cost does not depend on their values); advantages ~ N(0,1).",
         ["not measured"] = "The model body below the head, the optimizer, choosing q and sampling, and any GPU: CPU only.",
     };
 
@@ -164,45 +164,39 @@ public static class HeadBench
         public required Tensor Advantages { get; init; }   // [N]
         public Tensor[] All => [Hidden, Weight, Sampled, SamplingLogp, AnchorLogp, Q, AnchorLogpQ, Advantages];
 
+        /// <summary>
+        /// One fused pass without gradient (the setup must not cost a full benchmark's worth of GEMMs on 2 cores) gives
+        /// the policy's top-k q and log Z; half the sampled tokens are drawn from q, half uniformly from the vocabulary,
+        /// so both branches of Top-k KL (p ∈ q, p ∉ q) occur. The anchor's log-probs are the policy's plus noise:
+        /// the benchmark times the policy's head and loss, whose cost does not depend on the anchor's values.
+        /// </summary>
         public static Problem Create(HeadBenchOptions o, int chunk)
         {
             torch.random.manual_seed(o.Seed);
             using var setup = NewDisposeScope();
             using var _ = no_grad();
-            double sd = 1.0 / Math.Sqrt(o.Hidden);
             var h = randn(o.Tokens, o.Hidden);
-            var w = randn(o.Vocab, o.Hidden).mul_(3 * sd);
-            var sampled = SampleTokens(h, w);
-            var policy = TokenHead.Fused(h, w, sampled, topK: o.K, chunkSize: chunk);
-            var q = o.K > 0 ? policy.TopKIndices! : empty(o.Tokens, 0, dtype: ScalarType.Int64);
-            Tensor anchorLogp, anchorLogpQ;
-            using (var a = NewDisposeScope())
+            var w = randn(o.Vocab, o.Hidden).mul_(3 / Math.Sqrt(o.Hidden));
+            var uniform = randint(0, o.Vocab, [o.Tokens], dtype: ScalarType.Int64);
+            var policy = TokenHead.Fused(h, w, uniform, topK: o.K, chunkSize: chunk);
+            Tensor sampled = uniform, samplingLogp = policy.LogpTarget, q = empty(o.Tokens, 0, dtype: ScalarType.Int64), anchorLogpQ = empty(o.Tokens, 0);
+            if (o.K > 0)
             {
-                var anchor = TokenHead.Fused(h, w + randn(o.Vocab, o.Hidden).mul_(sd), sampled, q, chunkSize: chunk);
-                anchorLogp = anchor.LogpTarget.MoveToOuterDisposeScope();
-                anchorLogpQ = anchor.LogpQ!.MoveToOuterDisposeScope();
+                q = policy.TopKIndices!;
+                var j = randint(0, o.K, [o.Tokens, 1], dtype: ScalarType.Int64);
+                var fromQ = rand(o.Tokens).lt(0.5);
+                sampled = where(fromQ, q.gather(1, j).squeeze(1), uniform);
+                samplingLogp = where(fromQ, policy.TopKLogp!.gather(1, j).squeeze(1), policy.LogpTarget);
+                anchorLogpQ = policy.TopKLogp! + randn(o.Tokens, o.K).mul_(0.3);
             }
             var p = new Problem
             {
-                Hidden = h, Weight = w, Sampled = sampled, SamplingLogp = policy.LogpTarget, AnchorLogp = anchorLogp,
-                Q = q.contiguous(), AnchorLogpQ = anchorLogpQ, Advantages = randn(o.Tokens),
+                Hidden = h, Weight = w, Sampled = sampled.contiguous(), SamplingLogp = samplingLogp.contiguous(),
+                AnchorLogp = samplingLogp + randn(o.Tokens).mul_(0.3),
+                Q = q.contiguous(), AnchorLogpQ = anchorLogpQ.contiguous(), Advantages = randn(o.Tokens),
             };
             setup.MoveToOuter(p.All);
             return p;
-        }
-
-        /// <summary>One token per row from softmax(h·Wᵀ), a few rows at a time so no [N,|V|] tensor is made.</summary>
-        private static Tensor SampleTokens(Tensor h, Tensor w)
-        {
-            long n = h.shape[0], rows = Math.Max(1, TokenHead.DefaultChunkElements / w.shape[0]);
-            var parts = new List<Tensor>();
-            for (long i = 0; i < n; i += rows)
-            {
-                using var s = NewDisposeScope();
-                var logits = h.narrow(0, i, Math.Min(rows, n - i)).mm(w.t());
-                parts.Add(multinomial(logits.softmax(-1), 1).squeeze(1).MoveToOuterDisposeScope());
-            }
-            return cat(parts, 0);
         }
     }
 
