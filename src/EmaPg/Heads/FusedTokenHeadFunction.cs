@@ -44,11 +44,12 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
         var topVal = full(n, topK, double.NegativeInfinity, opts.dtype, opts.device);
         var topIdx = zeros(n, topK, ScalarType.Int64, device: opts.device);
 
+        var (zBuf, eBuf) = ChunkBuffers(n, Math.Min(chunk, v), opts.dtype, opts.device);
         for (long start = 0; start < v; start += chunk)
         {
             using var inner = NewDisposeScope();
             long c = Math.Min(chunk, v - start);
-            var z = Logits(h, w, start, c, temperature);
+            var z = Logits(h, w, start, c, temperature, zBuf);
             GatherInChunk(z, target2, start, zt);
             GatherInChunk(z, qq, start, zq);
             if (topK > 0) MergeTopK(z, start, topVal, topIdx);
@@ -69,7 +70,7 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
                 m.copy_(mNew);
             }
             var zs = z.sub_(m);                              // z − m, in place: z is not needed any more
-            var e = zs.exp();
+            var e = eBuf.narrow(1, 0, c).copy_(zs).exp_();
             s.add_(e.sum(1, keepdim: true));
             t.add_(e.mul_(zs).sum(1, keepdim: true));
         }
@@ -129,16 +130,18 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
             var negGH = -gH;
             var target2 = targets.unsqueeze(1);
 
+            var (zBuf, pBuf) = ChunkBuffers(n, Math.Min(chunk, v), h.dtype, h.device);
             for (long start = 0; start < v; start += chunk)
             {
                 using var inner = NewDisposeScope();
                 long c = Math.Min(chunk, v - start);
-                var logp = Logits(h, w, start, c, temperature).sub_(logZ2);
-                var p = logp.exp();
-                var dz = logp.mul_(negGH).add_(coef).mul_(p);   // π·(a − g_H·(log π + H)) = π·(c − g_H·log π)
+                var logp = Logits(h, w, start, c, temperature, zBuf).sub_(logZ2);
+                var p = pBuf.narrow(1, 0, c).copy_(logp).exp_();
+                var dz = logp.mul_(negGH).add_(coef).mul_(p);   // π·(a − g_H·(log π + H)) = π·(coef − g_H·log π)
                 ScatterInChunk(dz, target2, gT, start);
                 if (q is not null) ScatterInChunk(dz, q, gQ, start);
                 ScatterInChunk(dz, topIdx, gTop, start);
+                // ∂L/∂(h·W_cᵀ) = ∂L/∂z / T. (Not through the GEMMs' alpha: TorchSharp takes it as float, which would round 1/T in float64.)
                 if (temperature != 1.0) dz.div_(temperature);
                 var wc = w.narrow(0, start, c);
                 dh?.addmm_(dz, wc);
@@ -149,10 +152,18 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
         return [dh!, dw!, null!, null!, null!, null!, null!];
     }
 
-    /// <summary>z_c = h·W[start : start+c]ᵀ / T, [N, c].</summary>
-    private static Tensor Logits(Tensor h, Tensor w, long start, long c, double temperature)
+    /// <summary>
+    /// The two [N, chunk] work buffers, allocated once per pass and reused by every chunk: with a fresh 16–64 MiB
+    /// tensor per chunk, glibc serves them from its heap once its dynamic mmap threshold has grown, and the freed
+    /// blocks stay resident (measured: one block per chunk, ≈ an [N, |V|] tensor over the whole vocabulary).
+    /// </summary>
+    private static (Tensor, Tensor) ChunkBuffers(long n, long chunk, ScalarType dtype, Device device) =>
+        (empty(n, chunk, dtype, device), empty(n, chunk, dtype, device));
+
+    /// <summary>z_c = h·W[start : start+c]ᵀ / T, [N, c], written into the first c columns of <paramref name="buffer"/>.</summary>
+    private static Tensor Logits(Tensor h, Tensor w, long start, long c, double temperature, Tensor buffer)
     {
-        var z = h.mm(w.narrow(0, start, c).t());
+        var z = buffer.narrow(1, 0, c).addmm_(h, w.narrow(0, start, c).t(), beta: 0);
         return temperature == 1.0 ? z : z.div_(temperature);
     }
 
