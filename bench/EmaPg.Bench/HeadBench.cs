@@ -30,6 +30,7 @@ public sealed record HeadBenchOptions
 /// <summary>One path (naive or fused), forward + backward of the whole loss from h and W.</summary>
 /// <param name="PeakExtraBytes">peak RSS extra minus the bytes of the two gradients every path returns (∂h, ∂W); null where RSS is unavailable</param>
 /// <param name="PeakRssExtraBytes">measured peak RSS extra (gradients included), median over the timed repetitions</param>
+/// <param name="MedianCpuMs">process CPU time (user + system, all threads) of the run: less sensitive than wall time to other processes on a shared machine</param>
 public sealed record HeadMeasurement(
     double MedianMs,
     long? PeakExtraBytes,
@@ -38,10 +39,13 @@ public sealed record HeadMeasurement(
     IReadOnlyList<double> TimesMs,
     long? PeakRssExtraBytes,
     IReadOnlyList<long> PeakRssExtraBytesAll,
-    long TrackedForwardBytes);
+    long TrackedForwardBytes,
+    double MedianCpuMs,
+    IReadOnlyList<double> CpuMs);
 
 /// <summary>The ratios the goals are stated in (null where a figure is unavailable).</summary>
-public sealed record HeadRatios(double? NaiveOverFusedTime, double? FusedOverFloorTime, double? NaiveOverFusedPeakExtra, double? NaiveOverFusedPeakRssExtra);
+public sealed record HeadRatios(double? NaiveOverFusedTime, double? FusedOverFloorTime, double? NaiveOverFusedPeakExtra, double? NaiveOverFusedPeakRssExtra,
+    double? NaiveOverFusedCpu, double? FusedOverFloorCpu);
 
 /// <summary>The goals: fused peak extra ≤ naive / 20, fused time ≤ naive time, fused time ≤ 1.5 × floor.</summary>
 public sealed record HeadGoals(bool? MemoryAtMostOneTwentieth, bool TimeAtMostNaive, bool TimeAtMostOneAndAHalfFloor);
@@ -51,6 +55,7 @@ public sealed record HeadBenchReport(
     HeadMeasurement Fused,
     double FloorMs,
     double MaxRelDiff,
+    double FloorCpuMs,
     string Benchmark,
     string Date,
     int Vocab,
@@ -89,6 +94,7 @@ public static class HeadBench
         ["time"] = "Wall time of one forward + backward from h [N,H] and W [|V|,H] (fresh leaves that require grad) to their gradients: the head's per-token outputs (log π at the sampled token, log Z, entropy, log π at q [N,k]) and the loss "
             + $"−J_clip-higher + {Beta}·topk-reverse − {EntropyCoef}·entropy (token means, KlRegularizedLoss + Estimators \"topk-reverse\"). naive: TokenHead.Unfused (logits [N,|V|], log_softmax, gathers, −Σ π log π). "
             + "fused: TokenHead.Fused (vocabulary chunks, online log-sum-exp, backward recomputes each chunk's logits: 4 GEMMs). Median over the timed repetitions.",
+        ["cpu"] = "Process CPU time (user + system, all threads) over the same interval as time: on a machine shared with other processes it varies less than wall time, which depends on how much CPU the others take at that moment. Includes the first repetition's tracked-bytes count (small).",
         ["floor"] = "The three GEMMs of an LM head forward + backward alone, N×H×|V| each: logits = h·Wᵀ, ∂h = G·W, ∂W = Gᵀ·h (G: the logits standing in for their gradient). No softmax, no loss.",
         ["peak_extra_bytes"] = "Measured peak RSS extra (VmHWM reset through /proc/self/clear_refs before the run, minus VmRSS just before it) minus the bytes of ∂h [N,H] and ∂W [|V|,H], the gradients every path must return "
             + "(and training keeps in .grad), at least 0: what the head's loss computation needs beyond them. For the naive path this may undercount (its peak can come before ∂W exists), which only makes the ratio conservative. Median over the timed repetitions. CPU on Linux only.",
@@ -133,18 +139,22 @@ public static class HeadBench
             var ms = t.Select(s => s.Ms).ToList();
             var rssList = t.Where(s => s.RssExtra is not null).Select(s => s.RssExtra!.Value).ToList();
             long? peak = rssList.Count > 0 ? (long)BenchStats.Median(rssList.Select(x => (double)x).ToList()) : null;
-            return new HeadMeasurement(BenchStats.Median(ms), peak is { } pk ? Math.Max(0, pk - gradBytes) : null, ms.Min(), ms.Max(), ms, peak, rssList, t[0].Tracked);
+            var cpu = t.Select(s => s.CpuMs).ToList();
+            return new HeadMeasurement(BenchStats.Median(ms), peak is { } pk ? Math.Max(0, pk - gradBytes) : null, ms.Min(), ms.Max(), ms, peak, rssList, t[0].Tracked,
+                BenchStats.Median(cpu), cpu);
         }
         var naive = M(Kind.Naive);
         var fused = M(Kind.Fused);
         double floor = BenchStats.Median(timed[Kind.Floor].Select(s => s.Ms).ToList());
+        double floorCpu = BenchStats.Median(timed[Kind.Floor].Select(s => s.CpuMs).ToList());
         var ratios = new HeadRatios(BenchStats.Ratio(naive.MedianMs, fused.MedianMs), BenchStats.Ratio(fused.MedianMs, floor),
-            BenchStats.Ratio(naive.PeakExtraBytes, fused.PeakExtraBytes), BenchStats.Ratio(naive.PeakRssExtraBytes, fused.PeakRssExtraBytes));
+            BenchStats.Ratio(naive.PeakExtraBytes, fused.PeakExtraBytes), BenchStats.Ratio(naive.PeakRssExtraBytes, fused.PeakRssExtraBytes),
+            BenchStats.Ratio(naive.MedianCpuMs, fused.MedianCpuMs), BenchStats.Ratio(fused.MedianCpuMs, floorCpu));
         var goals = new HeadGoals(
             naive.PeakExtraBytes is { } np && fused.PeakExtraBytes is { } fp ? fp * 20 <= np : null,
             fused.MedianMs <= naive.MedianMs,
             fused.MedianMs <= 1.5 * floor);
-        return new HeadBenchReport(naive, fused, floor, relDiffs.Values.Max(), "head", BenchStats.UtcNow(), o.Vocab, o.Hidden, o.Tokens, o.K, o.Reps, chunk, o.Quick, "float32",
+        return new HeadBenchReport(naive, fused, floor, relDiffs.Values.Max(), floorCpu, "head", BenchStats.UtcNow(), o.Vocab, o.Hidden, o.Tokens, o.K, o.Reps, chunk, o.Quick, "float32",
             timed[Kind.Floor].Select(s => s.Ms).ToList(), relDiffs, gradBytes, ratios, goals,
             torch.get_num_threads(), Environment.ProcessorCount, BenchStats.Os, BenchStats.TorchSharpVersion, rss, Definitions);
     }
@@ -209,7 +219,9 @@ public static class HeadBench
         return (terms.Loss - EntropyCoef * head.Entropy.mean(), kl);
     }
 
-    private sealed record Sample(double Ms, long? RssExtra, long Tracked);
+    private sealed record Sample(double Ms, long? RssExtra, long Tracked, double CpuMs);
+
+    private static double CpuMsNow() => System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
 
     /// <summary>What the first repetition keeps to compare the two paths.</summary>
     private sealed class Result : IDisposable
@@ -226,16 +238,18 @@ public static class HeadBench
         {
             using var _ = no_grad();
             if (rss) { MemoryProbe.ResetPeak(); rss0 = MemoryProbe.RssBytes(); }
+            double cpuF = CpuMsNow();
             var swf = Stopwatch.StartNew();
             var g = p.Hidden.mm(p.Weight.t());
             var dh = g.mm(p.Weight);
             var dw = g.t().mm(p.Hidden);
             swf.Stop();
-            return (new Sample(swf.Elapsed.TotalMilliseconds, rss ? MemoryProbe.PeakRssBytes() - rss0 : null, 0), null);
+            return (new Sample(swf.Elapsed.TotalMilliseconds, rss ? MemoryProbe.PeakRssBytes() - rss0 : null, 0, CpuMsNow() - cpuF), null);
         }
         var h = p.Hidden.detach().requires_grad_(true);   // fresh leaves: no gradient carried over between runs
         var w = p.Weight.detach().requires_grad_(true);
         if (rss) { MemoryProbe.ResetPeak(); rss0 = MemoryProbe.RssBytes(); }
+        double cpu0 = CpuMsNow();
         var sw = Stopwatch.StartNew();
         var head = kind == Kind.Naive
             ? TokenHead.Unfused(h, w, p.Sampled, p.Q)
@@ -250,6 +264,7 @@ public static class HeadBench
         }
         loss.backward();
         sw.Stop();
+        double cpuMs = CpuMsNow() - cpu0;
         long? extra = rss ? MemoryProbe.PeakRssBytes() - rss0 : null;
         Result? kept = null;
         if (first)
@@ -261,7 +276,7 @@ public static class HeadBench
             };
             kept = new Result { Tensors = d.ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().MoveToOuterDisposeScope()) };
         }
-        return (new Sample(sw.Elapsed.TotalMilliseconds, extra, tracked), kept);
+        return (new Sample(sw.Elapsed.TotalMilliseconds, extra, tracked, cpuMs), kept);
     }
 
     private static Dictionary<string, double> RelDiffs(Result naive, Result fused)

@@ -110,7 +110,7 @@ public static class BenchCommand
         var tokens = new Option<int>("--tokens") { Description = $"Tokens N, 1..{MaxTokens} (--quick: {q.Tokens})", DefaultValueFactory = _ => d.Tokens };
         var k = new Option<int>("--k") { Description = $"Top-k size of q, 0..|V| (--quick: {q.K})", DefaultValueFactory = _ => d.K };
         var reps = new Option<int>("--reps") { Description = $"Timed repetitions of each path, 1..1000; medians are reported (--quick: {q.Reps})", DefaultValueFactory = _ => d.Reps };
-        var chunk = new Option<int?>("--chunk") { Description = $"Vocabulary columns per chunk of the fused head, 1..|V| (default: 2^22 / N, at least 128; --quick: {q.ChunkSize})" };
+        var chunk = new Option<int?>("--chunk") { Description = $"Vocabulary columns per chunk of the fused head, 1..|V| (default: 2^24 / N, at least 128; --quick: {q.ChunkSize})" };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic problem", DefaultValueFactory = _ => 0 };
         var quick = new Option<bool>("--quick") { Description = "Tiny problem and 2 reps (smoke test; the figures mean nothing); explicit options still win" };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON (snake_case) instead of a table" };

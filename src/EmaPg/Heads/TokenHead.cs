@@ -11,10 +11,10 @@ namespace EmaPg.Heads;
 /// </summary>
 public static class TokenHead
 {
-    /// <summary>Elements of one chunk's logits the default chunk size aims for: 2^22 (16 MiB in float32).</summary>
-    public const long DefaultChunkElements = 1L << 22;
+    /// <summary>Elements of one chunk's logits the default chunk size aims for: 2^24 (64 MiB in float32; the op keeps two such buffers).</summary>
+    public const long DefaultChunkElements = 1L << 24;
 
-    /// <summary>Vocabulary chunk for N tokens: 2^22 / N, at least 128 columns so each GEMM stays efficient.</summary>
+    /// <summary>Vocabulary chunk for N tokens: 2^24 / N, at least 128 columns so each GEMM stays efficient.</summary>
     public static int DefaultChunkSize(long tokens) => (int)Math.Max(128, DefaultChunkElements / Math.Max(1, tokens));
 
     /// <summary>
