@@ -37,7 +37,7 @@ public static class TokenHead
         // The inputs enter through a view: our backward's gradients are still referenced from .NET when autograd
         // receives them, so AccumulateGrad would copy them into .grad (another [|V|, H] for W); the view's own
         // backward hands autograd a fresh alias of the same storage, which it adopts without a copy.
-        var outs = FusedTokenHeadFunction.apply(hidden.view(hidden.shape), weight.view(weight.shape), targets, q, temperature, topK, chunk);
+        var outs = FusedTokenHeadFunction.apply(Alias(hidden), Alias(weight), targets, q, temperature, topK, chunk);
         return new TokenHeadOutputs
         {
             LogpTarget = outs[0],
@@ -69,6 +69,9 @@ public static class TokenHead
             TopKLogp = top is null ? null : logp.gather(1, top),
         };
     }
+
+    /// <summary>A differentiable alias (a view; a contiguous copy when a view of that shape is impossible).</summary>
+    private static Tensor Alias(Tensor t) => t.is_contiguous() ? t.view(t.shape) : t.contiguous();
 
     private static Tensor? Drop(Tensor t)
     {

@@ -152,6 +152,18 @@ public class FusedTokenHeadTests
         }
     }
 
+    [Fact]
+    public void ANonContiguousWeightGivesTheSameGradient()
+    {
+        using var scope = NewDisposeScope();
+        var p = MakeProblem(3, 8);
+        var wf = p.Weight.t().contiguous().requires_grad_(true);   // [H, V] leaf, used as its transpose [V, H]
+        var wu = p.Weight.t().contiguous().requires_grad_(true);
+        TokenHead.Fused(p.Hidden, wf.t(), p.Targets, p.Q, 0.9, 2, 6).Entropy.sum().backward();
+        TokenHead.Unfused(p.Hidden, wu.t(), p.Targets, p.Q, 0.9, 2).Entropy.sum().backward();
+        Close(wu.grad!, wf.grad!, "∂/∂Wᵀ");
+    }
+
     [Theory]
     [InlineData("targets")]
     [InlineData("q")]
