@@ -13,6 +13,7 @@ namespace EmaPg.Cli.Commands;
 /// `emapg bench kl`: time and memory of exact reverse KL (full logits) against Top-k reverse KL (O(k) inputs).
 /// `emapg bench adamw`: TorchSharp's AdamW against the library's in-place one.
 /// `emapg bench tokenizer`: encoding throughput of HF's Rust tokenizers (Tokenizers.DotNet) against Microsoft.ML.Tokenizers.
+/// `emapg bench head`: the unfused LM head + loss (full logits) against the fused, chunked token head, and the GEMM floor.
 /// </summary>
 public static class BenchCommand
 {
@@ -23,6 +24,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(CreateAdamW());
         cmd.Subcommands.Add(CreateTokenizer());
         cmd.Subcommands.Add(CreateLoad());
+        cmd.Subcommands.Add(CreateHead());
         return cmd;
     }
 
@@ -180,9 +182,71 @@ public static class BenchCommand
             t.AddRow("of which beyond the model (median)", rep.OverheadBytesMedian is { } ov ? $"{Bytes(ov)} = {F(rep.OverheadOverLargestTensor!.Value, "0.00")} × the largest tensor" : "n/a");
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"{rep.Date}, {rep.ProcessorCount} CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}"));
+
+    private static Command CreateHead()
+    {
+        var cmd = new Command("head", "The LM head and the trainer's loss from hidden states: unfused (full logits [N,|V|], log-softmax, gathers, Top-k reverse KL, entropy, backward) vs the fused, vocabulary-chunked token head, and the floor (the head's three GEMMs alone): median time, peak memory, ratios, max relative difference.");
+        var d = new HeadBenchOptions();
+        var q = HeadBenchOptions.QuickDefaults;
+        var vocab = new Option<int>("--vocab") { Description = $"Vocabulary size |V|, 2..{MaxVocab} (--quick: {q.Vocab})", DefaultValueFactory = _ => d.Vocab };
+        var hidden = new Option<int>("--hidden") { Description = $"Hidden size H, 1..{MaxHidden} (--quick: {q.Hidden})", DefaultValueFactory = _ => d.Hidden };
+        var tokens = new Option<int>("--tokens") { Description = $"Tokens N, 1..{MaxTokens} (--quick: {q.Tokens})", DefaultValueFactory = _ => d.Tokens };
+        var k = new Option<int>("--k") { Description = $"Top-k size of q, 0..|V| (--quick: {q.K})", DefaultValueFactory = _ => d.K };
+        var reps = new Option<int>("--reps") { Description = $"Timed repetitions of each path, 1..1000; medians are reported (--quick: {q.Reps})", DefaultValueFactory = _ => d.Reps };
+        var chunk = new Option<int?>("--chunk") { Description = $"Vocabulary columns per chunk of the fused head, 1..|V| (default: 2^24 / N, at least 128; --quick: {q.ChunkSize})" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic problem", DefaultValueFactory = _ => 0 };
+        var quick = new Option<bool>("--quick") { Description = "Tiny problem and 2 reps (smoke test; the figures mean nothing); explicit options still win" };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON (snake_case) instead of a table" };
+        foreach (var o in new Option[] { vocab, hidden, tokens, k, reps, chunk, seed, quick, json }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            bool isQuick = pr.GetValue(quick);
+            var b = isQuick ? HeadBenchOptions.QuickDefaults : new HeadBenchOptions();
+            bool Given(Option o) => pr.GetResult(o) is { Implicit: false };
+            int Pick(Option<int> o, int quickValue) => Given(o) || !isQuick ? pr.GetValue(o) : quickValue;
+            int v = Check.Range("--vocab", Pick(vocab, b.Vocab), 2, MaxVocab);
+            var opts = b with
+            {
+                Vocab = v,
+                Hidden = Check.Range("--hidden", Pick(hidden, b.Hidden), 1, MaxHidden),
+                Tokens = Check.Range("--tokens", Pick(tokens, b.Tokens), 1, MaxTokens),
+                K = Check.Range("--k", Pick(k, Math.Min(b.K, v)), 0, v),
+                Reps = Check.Range("--reps", Pick(reps, b.Reps), 1, 1000),
+                ChunkSize = pr.GetValue(chunk) is { } c ? Check.Range("--chunk", c, 1, v) : b.ChunkSize is { } qc ? Math.Min(qc, v) : null,
+                Seed = Check.Range("--seed", pr.GetValue(seed), 0, int.MaxValue),
+            };
+            var report = HeadBench.Run(opts, msg => Console.Error.WriteLine($"bench head: {msg}"));
+            if (pr.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                return 0;
+            }
+            RenderHead(report);
             return 0;
         });
         return cmd;
+    }
+
+
+    private const int MaxHidden = 65536;
+
+    private static void RenderHead(HeadBenchReport rep)
+    {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
+        var t = new Table().Border(TableBorder.Rounded)
+            .Title($"LM head + loss: |V| = {rep.Vocab}, H = {rep.Hidden}, N = {rep.Tokens}, k = {rep.K}, chunk = {rep.ChunkSize}, {rep.DType}, CPU, {rep.TorchThreads} torch threads, median of {rep.Reps} reps{(rep.Quick ? " (QUICK: figures mean nothing)" : "")}")
+            .AddColumns("path", "time fwd+bwd (ms), median [[min–max]]", "CPU time (ms), median", "peak extra (beyond ∂h, ∂W)", "peak RSS extra", "tracked fwd");
+        string Peak(long? x) => x is { } b ? Bytes(b) : "n/a";
+        t.AddRow("naive (full logits)", $"{F(rep.Naive.MedianMs, "0.0")} [[{F(rep.Naive.MinMs, "0.0")}–{F(rep.Naive.MaxMs, "0.0")}]]", F(rep.Naive.MedianCpuMs, "0.0"), Peak(rep.Naive.PeakExtraBytes), Peak(rep.Naive.PeakRssExtraBytes), Bytes(rep.Naive.TrackedForwardBytes));
+        t.AddRow("fused (chunked)", $"{F(rep.Fused.MedianMs, "0.0")} [[{F(rep.Fused.MinMs, "0.0")}–{F(rep.Fused.MaxMs, "0.0")}]]", F(rep.Fused.MedianCpuMs, "0.0"), Peak(rep.Fused.PeakExtraBytes), Peak(rep.Fused.PeakRssExtraBytes), Bytes(rep.Fused.TrackedForwardBytes));
+        t.AddRow("floor (3 GEMMs)", $"{F(rep.FloorMs, "0.0")} [[{F(rep.FloorTimesMs.Min(), "0.0")}–{F(rep.FloorTimesMs.Max(), "0.0")}]]", F(rep.FloorCpuMs, "0.0"), "", "", "");
+        t.AddRow("[bold]naive ÷ fused[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedTime)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedCpu)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedPeakExtra)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedPeakRssExtra)}[/]", "");
+        t.AddRow("[bold]fused ÷ floor[/]", $"[bold]{X(rep.Ratios.FusedOverFloorTime)}[/]", $"[bold]{X(rep.Ratios.FusedOverFloorCpu)}[/]", "", "", "");
+        AnsiConsole.Write(t);
+        string Goal(bool? ok) => ok switch { true => "met", false => "NOT met", null => "n/a" };
+        AnsiConsole.MarkupLine(Markup.Escape($"max_rel_diff (outputs and gradients, fused vs naive): {rep.MaxRelDiff:E2}; gradients ∂h + ∂W: {Bytes(rep.GradientBytes)}"));
+        AnsiConsole.MarkupLine(Markup.Escape($"goals: fused peak extra ≤ naive / 20: {Goal(rep.Goals.MemoryAtMostOneTwentieth)}; fused time ≤ naive: {Goal(rep.Goals.TimeAtMostNaive)}; fused time ≤ 1.5 × floor: {Goal(rep.Goals.TimeAtMostOneAndAHalfFloor)}"));
+        WriteFooter(rep.Date, rep.ProcessorCount, rep.Os, rep.TorchSharp, rep.Definitions, rep.PeakRssAvailable);
     }
 
     private static void RenderAdamW(AdamWBenchReport rep)

@@ -1,4 +1,5 @@
 using EmaPg.Common;
+using EmaPg.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -66,6 +67,26 @@ public sealed class KlInputs
             AnchorLogp = anchorLogp.detach(),
             SamplingLogp = samplingLogp.detach(),
             PolicyLogpQ = q is null ? null : policyLogits.gather(1, q) - lse,
+            AnchorLogpQ = anchorLogpQ?.detach(),
+            SampledInQ = q is null ? null : Membership(q, sampled),
+        };
+    }
+
+    /// <summary>
+    /// Builds the inputs from a token head's per-token outputs (<see cref="TokenHead.Fused"/> or
+    /// <see cref="TokenHead.Unfused"/> run with targets = <paramref name="sampled"/> and the same q): no full
+    /// logits, so every estimator whose registry entry does not need them runs from O(k) numbers per token.
+    /// </summary>
+    public static KlInputs FromHead(TokenHeadOutputs head, Tensor sampled, Tensor samplingLogp, Tensor anchorLogp, Tensor? q = null, Tensor? anchorLogpQ = null)
+    {
+        if ((q is null) != (head.LogpQ is null))
+            throw new ArgumentException("q must be given both to the token head and to KlInputs.FromHead, or to neither.");
+        return new KlInputs
+        {
+            PolicyLogp = head.LogpTarget,
+            AnchorLogp = anchorLogp.detach(),
+            SamplingLogp = samplingLogp.detach(),
+            PolicyLogpQ = head.LogpQ,
             AnchorLogpQ = anchorLogpQ?.detach(),
             SampledInQ = q is null ? null : Membership(q, sampled),
         };

@@ -1,0 +1,110 @@
+using static TorchSharp.torch;
+
+namespace EmaPg.Heads;
+
+/// <summary>
+/// The LM head's per-token quantities from hidden states h [N, H] and the head weight W [|V|, H]:
+/// log π at the target, log Z, entropy, log π at an index set q and the top-k (see <see cref="TokenHeadOutputs"/>).
+/// <see cref="Fused"/> never holds an [N, |V|] tensor; <see cref="Unfused"/> is the reference it is tested and
+/// benchmarked against (full logits, log-softmax, gathers), the way the scorer computes them today.
+/// Both take the same arguments and return the same record, so a caller switches by changing the call.
+/// </summary>
+public static class TokenHead
+{
+    /// <summary>Elements of one chunk's logits the default chunk size aims for: 2^24 (64 MiB in float32; the op keeps two such buffers).</summary>
+    public const long DefaultChunkElements = 1L << 24;
+
+    /// <summary>Vocabulary chunk for N tokens: 2^24 / N, at least 128 columns so each GEMM stays efficient.</summary>
+    public static int DefaultChunkSize(long tokens) => (int)Math.Max(128, DefaultChunkElements / Math.Max(1, tokens));
+
+    /// <summary>
+    /// Chunked over the vocabulary (online log-sum-exp) with a custom autograd function whose backward
+    /// recomputes each chunk's logits and accumulates ∂/∂h and ∂/∂W chunk by chunk (<see cref="FusedTokenHeadFunction"/>).
+    /// Extra memory: O(N·chunk) temporaries plus O(N·(k + k')) outputs; no [N, |V|] tensor in forward or backward.
+    /// </summary>
+    /// <param name="hidden">h [N, H], float32 or float64.</param>
+    /// <param name="weight">W [|V|, H], same dtype and device as h.</param>
+    /// <param name="targets">[N] int64 in [0, |V|): the token whose log-prob <see cref="TokenHeadOutputs.LogpTarget"/> is.</param>
+    /// <param name="q">optional [N, k] int64 index set (k ≥ 0), e.g. the sampler's or the anchor's top-k.</param>
+    /// <param name="temperature">T &gt; 0: the distribution is softmax(h·Wᵀ / T).</param>
+    /// <param name="topK">k' in [0, |V|]: also return this distribution's top-k' indices and their log-probs.</param>
+    /// <param name="chunkSize">vocabulary columns per chunk, ≥ 1; null: <see cref="DefaultChunkSize"/>.</param>
+    public static TokenHeadOutputs Fused(Tensor hidden, Tensor weight, Tensor targets, Tensor? q = null, double temperature = 1.0, int topK = 0, int? chunkSize = null)
+    {
+        Validate(hidden, weight, targets, q, temperature, topK);
+        int chunk = chunkSize ?? DefaultChunkSize(hidden.shape[0]);
+        if (chunk < 1) throw new ArgumentException($"chunkSize must be ≥ 1, got {chunk}.");
+        // The inputs enter through a view: our backward's gradients are still referenced from .NET when autograd
+        // receives them, so AccumulateGrad would copy them into .grad (another [|V|, H] for W); the view's own
+        // backward hands autograd a fresh alias of the same storage, which it adopts without a copy.
+        var outs = FusedTokenHeadFunction.apply(Alias(hidden), Alias(weight), targets, q, temperature, topK, chunk);
+        return new TokenHeadOutputs
+        {
+            LogpTarget = outs[0],
+            LogZ = outs[1],
+            Entropy = outs[2],
+            LogpQ = q is null ? Drop(outs[3]) : outs[3],
+            TopKIndices = topK == 0 ? Drop(outs[4]) : outs[4],
+            TopKLogp = topK == 0 ? Drop(outs[5]) : outs[5],
+        };
+    }
+
+    /// <summary>The reference: logits = h·Wᵀ / T [N, |V|], log_softmax, gathers, entropy −Σ π log π (all through autograd).</summary>
+    public static TokenHeadOutputs Unfused(Tensor hidden, Tensor weight, Tensor targets, Tensor? q = null, double temperature = 1.0, int topK = 0)
+    {
+        Validate(hidden, weight, targets, q, temperature, topK);
+        var logits = hidden.mm(weight.t());
+        if (temperature != 1.0) logits = logits / temperature;
+        var logp = logits.log_softmax(-1);
+        Tensor? top = null;
+        if (topK > 0)
+            using (no_grad()) top = logp.topk(topK, dim: -1).indexes;
+        return new TokenHeadOutputs
+        {
+            LogpTarget = logp.gather(1, targets.unsqueeze(1)).squeeze(1),
+            LogZ = logits.logsumexp(-1),
+            Entropy = -(logp.exp() * logp).sum(-1),
+            LogpQ = q is null ? null : logp.gather(1, q),
+            TopKIndices = top,
+            TopKLogp = top is null ? null : logp.gather(1, top),
+        };
+    }
+
+    /// <summary>A differentiable alias (a view; a contiguous copy when a view of that shape is impossible).</summary>
+    private static Tensor Alias(Tensor t) => t.is_contiguous() ? t.view(t.shape) : t.contiguous();
+
+    private static Tensor? Drop(Tensor t)
+    {
+        t.Dispose();
+        return null;
+    }
+
+    private static void Validate(Tensor h, Tensor w, Tensor targets, Tensor? q, double temperature, int topK)
+    {
+        if (h.dim() != 2 || w.dim() != 2 || h.shape[1] != w.shape[1])
+            throw new ArgumentException($"hidden must be [N, H] and weight [|V|, H] with the same H, got [{string.Join(", ", h.shape)}] and [{string.Join(", ", w.shape)}].");
+        if (h.dtype != w.dtype || (h.dtype != ScalarType.Float32 && h.dtype != ScalarType.Float64))
+            throw new ArgumentException($"hidden and weight must both be float32 or both float64, got {h.dtype} and {w.dtype}.");
+        long n = h.shape[0], v = w.shape[0];
+        if (v < 1) throw new ArgumentException("weight must have at least one vocabulary row.");
+        if (targets.dtype != ScalarType.Int64 || targets.dim() != 1 || targets.shape[0] != n)
+            throw new ArgumentException($"targets must be [N] = [{n}] int64, got [{string.Join(", ", targets.shape)}] {targets.dtype}.");
+        InRange(targets, v, nameof(targets));
+        if (q is not null)
+        {
+            if (q.dtype != ScalarType.Int64 || q.dim() != 2 || q.shape[0] != n)
+                throw new ArgumentException($"q must be [N, k] = [{n}, k] int64, got [{string.Join(", ", q.shape)}] {q.dtype}.");
+            InRange(q, v, nameof(q));
+        }
+        if (!(temperature > 0) || double.IsInfinity(temperature)) throw new ArgumentException($"temperature must be finite and > 0, got {temperature}.");
+        if (topK < 0 || topK > v) throw new ArgumentException($"topK must be in [0, {v}], got {topK}.");
+    }
+
+    private static void InRange(Tensor idx, long v, string name)
+    {
+        if (idx.numel() == 0) return;
+        using var _ = NewDisposeScope();
+        long lo = idx.min().item<long>(), hi = idx.max().item<long>();
+        if (lo < 0 || hi >= v) throw new ArgumentException($"{name} must hold indices in [0, {v - 1}], got values in [{lo}, {hi}].");
+    }
+}
