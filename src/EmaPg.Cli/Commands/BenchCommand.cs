@@ -182,6 +182,10 @@ public static class BenchCommand
             t.AddRow("of which beyond the model (median)", rep.OverheadBytesMedian is { } ov ? $"{Bytes(ov)} = {F(rep.OverheadOverLargestTensor!.Value, "0.00")} × the largest tensor" : "n/a");
             AnsiConsole.Write(t);
             AnsiConsole.MarkupLine(Markup.Escape($"{rep.Date}, {rep.ProcessorCount} CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}"));
+            return 0;
+        });
+        return cmd;
+    }
 
     private static Command CreateHead()
     {
@@ -226,7 +230,6 @@ public static class BenchCommand
         });
         return cmd;
     }
-
 
     private const int MaxHidden = 65536;
 
