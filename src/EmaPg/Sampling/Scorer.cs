@@ -19,14 +19,31 @@ public static class Scorer
     /// <param name="gatherIndices">optional [B,L,k] int64 token ids whose log-probs to return (e.g. another policy's top-k)</param>
     /// <param name="topK">when &gt; 0, also return this model's top-k token ids [B,L,k]</param>
     /// <param name="returnFull">also return the full log-prob table [B,L,V] (cheap for small vocabularies; exact KL)</param>
+    /// <param name="fused">compute from hidden states with the vocabulary-chunked <see cref="Heads.TokenHead.Fused"/>, so no
+    /// [B, L, |V|] tensor exists (not with <paramref name="returnFull"/>)</param>
     public static ScoreResult Score(CausalLM model, Tensor sequences, Tensor attentionMask, long promptLength,
-        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
+        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false, bool fused = false)
     {
         if (promptLength < 1 || promptLength >= sequences.shape[1])
             throw new ArgumentException($"promptLength must be in [1, {sequences.shape[1] - 1}], got {promptLength}.");
         if (!(temperature > 0)) throw new ArgumentException($"temperature must be > 0, got {temperature}.");
+        if (fused && returnFull) throw new ArgumentException("the fused head never forms the full log-prob table; returnFull needs fused = false.");
         using var scope = NewDisposeScope();
         long l = sequences.shape[1] - promptLength;
+        if (fused)
+        {
+            var hidden = model.HiddenStates(sequences, attentionMask).narrow(1, promptLength - 1, l);
+            long b = hidden.shape[0];
+            var flat = hidden.reshape(b * l, hidden.shape[2]);
+            var targets = sequences.narrow(1, promptLength, l).reshape(-1);
+            var head = Heads.TokenHead.Fused(flat, model.LmHeadWeight, targets, gatherIndices?.reshape(b * l, -1), temperature, topK);
+            return new ScoreResult(
+                head.LogpTarget.reshape(b, l).MoveToOuterDisposeScope(),
+                head.LogpQ?.reshape(b, l, -1).MoveToOuterDisposeScope(),
+                head.TopKIndices?.reshape(b, l, -1).MoveToOuterDisposeScope(),
+                null,
+                head.TopKLogp?.reshape(b, l, -1).MoveToOuterDisposeScope());
+        }
         var logits = model.Forward(sequences, attentionMask);
         // The logit at column c predicts the token at c+1, so columns Lp-1 .. Lp+L-2 score the response.
         var logp = (logits.narrow(1, promptLength - 1, l) / temperature).log_softmax(-1);
@@ -50,16 +67,16 @@ public static class Scorer
 
     /// <summary>Scores the responses of a <see cref="GenerationResult"/>.</summary>
     public static ScoreResult Score(CausalLM model, GenerationResult generation,
-        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false)
+        double temperature = 1.0, Tensor? gatherIndices = null, int topK = 0, bool returnFull = false, bool fused = false)
     {
         using var scope = NewDisposeScope();
-        var result = Score(model, generation.Sequences(), generation.AttentionMask(), generation.PromptLength, temperature, gatherIndices, topK, returnFull);
+        var result = Score(model, generation.Sequences(), generation.AttentionMask(), generation.PromptLength, temperature, gatherIndices, topK, returnFull, fused);
         result.MoveToOuterDisposeScope();
         return result;
     }
 }
 
-/// <summary>Output of <see cref="Scorer.Score(CausalLM, Tensor, Tensor, long, double, Tensor?, int, bool)"/>; all [B,L,…].</summary>
+/// <summary>Output of <see cref="Scorer.Score(CausalLM, Tensor, Tensor, long, double, Tensor?, int, bool, bool)"/>; all [B,L,…].</summary>
 public sealed class ScoreResult(Tensor logProbs, Tensor? gatheredLogProbs, Tensor? topKIndices, Tensor? fullLogProbs, Tensor? topKLogProbs = null) : IDisposable
 {
     /// <summary>[B,L] log-prob of each response token (model dtype). Positions past a row's stop token are meaningless; apply the response mask.</summary>

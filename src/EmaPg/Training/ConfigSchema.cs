@@ -95,6 +95,7 @@ public static class ConfigSchema
         Real("clip_eps_low", "objective", "ε_low of clip-higher", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
         Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
         Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
+        Choice("fused_head", "objective", $"token log-probs, entropy and Top-k terms from hidden states with the vocabulary-chunked fused head, never an N×|V| tensor (estimators that need full logits always use them); auto = on from |V| ≥ {FusedHeadAutoVocab}", () => ["auto", "on", "off"], c => c.FusedHead, (c, v) => c with { FusedHead = v }),
         Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip with ε_low/ε_high, App. A)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
@@ -122,6 +123,19 @@ public static class ConfigSchema
         Bool("guard_snapshots", "run", "keep a copy of policy, anchor and AdamW moments from the last good rollout, so an update that leaves non-finite parameters or outputs is rolled back (costs that memory once)", c => c.GuardSnapshots, (c, v) => c with { GuardSnapshots = v }),
         Bool("stability_monitor", "run", "log the Fisher-trace bound αβλ̂_max (eq. 28) every iteration", c => c.StabilityMonitor, (c, v) => c with { StabilityMonitor = v }),
     ];
+
+    /// <summary>Vocabulary size from which fused_head = auto uses the fused head: below it one chunk is the whole vocabulary and there is nothing to save.</summary>
+    public const int FusedHeadAutoVocab = 4096;
+
+    /// <summary>Whether the trainer computes token terms with the fused head for <paramref name="vocab"/> and this estimator.</summary>
+    public static bool UseFusedHead(TrainConfig c, int vocab, DivergenceEstimator? kl) =>
+        kl?.NeedsFullLogits != true && c.FusedHead switch
+        {
+            "on" => true,
+            "off" => false,
+            "auto" => vocab >= FusedHeadAutoVocab,
+            _ => throw new UserError($"fused_head must be one of auto, on, off, got '{c.FusedHead}'."),
+        };
 
     public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));
 

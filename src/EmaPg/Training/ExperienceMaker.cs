@@ -15,7 +15,7 @@ namespace EmaPg.Training;
 /// θ_old and of the anchor at the sampled tokens, the index set q and the anchor's log-probs at q, and advantages. Every
 /// random draw is seeded from (seed, t), so a resumed run makes the same experience as an uninterrupted one.
 /// </summary>
-internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages)
+internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages, bool fused)
 {
     /// <summary>|q|: k of Top-k estimators, capped by the vocabulary; 0 when the estimator needs no index set.</summary>
     private int K(CausalLM policy) => kl is null || kl.Index == IndexSource.None ? 0 : Math.Min(config.KlTopK, policy.Config.VocabSize);
@@ -44,9 +44,9 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         Tensor? q = null, anchorLogpQ = null, anchorFull;
         using (no_grad())
         {
-            oldLogp = Scorer.Score(policy, gen).LogProbs;
+            oldLogp = Scorer.Score(policy, gen, fused: fused).LogProbs;
             if (reverseTopk) q = gen.TopKIndices!;
-            var anchorScore = Scorer.Score(anchor, gen, gatherIndices: q, topK: kl?.Index == IndexSource.Anchor ? k : 0, returnFull: kl?.NeedsFullLogits == true);
+            var anchorScore = Scorer.Score(anchor, gen, gatherIndices: q, topK: kl?.Index == IndexSource.Anchor ? k : 0, returnFull: kl?.NeedsFullLogits == true, fused: fused);
             anchorLogp = anchorScore.LogProbs;
             if (kl?.Index == IndexSource.Anchor) { q = anchorScore.TopKIndices!; anchorLogpQ = anchorScore.TopKLogProbs!; }
             else if (reverseTopk) anchorLogpQ = anchorScore.GatheredLogProbs!;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using EmaPg.Common;
 using EmaPg.Divergences;
+using EmaPg.Heads;
 using EmaPg.Model;
 using EmaPg.Objectives;
 using EmaPg.Optim;
@@ -20,7 +21,7 @@ public sealed record UpdateStats(double Kl, double PolicyObjective, double ClipF
 /// non-finite, so that the trainer can roll the update back.
 /// </summary>
 internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW optimizer, DivergenceEstimator? kl, EstimatorOptions klOptions,
-    LossAggregationMode aggregation, PolicyLoss policyLoss, bool checkFinite)
+    LossAggregationMode aggregation, PolicyLoss policyLoss, bool checkFinite, bool fused)
 {
     public UpdateStats Update(Experience x, int t)
     {
@@ -39,25 +40,38 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
             {
                 using var stepScope = NewDisposeScope();
                 var idx = tensor(order.Skip(start).Take(per).Select(i => (long)i).ToArray(), device: policy.Device);
-                var logits = policy.Forward(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
-                long b = idx.shape[0], vocab = logits.shape[2];
                 var sampled = gen.ResponseIds.index_select(0, idx).reshape(-1);
-                var flatLogits = logits.reshape(b * L, vocab);
+                long b = idx.shape[0];
                 var mb = x.LossMask.index_select(0, idx);
                 var samplingLogp = x.SamplingLogp.index_select(0, idx);
-                var inputs = KlInputs.FromPolicyLogits(flatLogits, sampled, samplingLogp.reshape(-1), x.AnchorLogp.index_select(0, idx).reshape(-1),
-                    x.Q?.index_select(0, idx).reshape(b * L, -1), x.AnchorLogpQ?.index_select(0, idx).reshape(b * L, -1));
-                Tensor? klTok = null;
-                if (kl is not null)
+                var anchorLogp = x.AnchorLogp.index_select(0, idx).reshape(-1);
+                var q = x.Q?.index_select(0, idx).reshape(b * L, -1);
+                var anchorLogpQ = x.AnchorLogpQ?.index_select(0, idx).reshape(b * L, -1);
+                KlInputs inputs;
+                Func<Tensor> entropy;   // per token [b·L], only evaluated for the metric
+                if (fused)
                 {
-                    if (kl.NeedsFullLogits)
+                    // From hidden states: the vocabulary is walked in chunks, forward and backward, so no [b·L, |V|] tensor exists.
+                    var hidden = policy.HiddenStates(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
+                    var head = TokenHead.Fused(hidden.reshape(b * L, hidden.shape[2]), policy.LmHeadWeight, sampled, q);
+                    inputs = KlInputs.FromHead(head, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
+                    entropy = () => head.Entropy.detach();
+                }
+                else
+                {
+                    var logits = policy.Forward(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
+                    long vocab = logits.shape[2];
+                    var flatLogits = logits.reshape(b * L, vocab);
+                    inputs = KlInputs.FromPolicyLogits(flatLogits, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
+                    if (kl?.NeedsFullLogits == true)
                         inputs = new KlInputs
                         {
                             PolicyLogp = inputs.PolicyLogp, AnchorLogp = inputs.AnchorLogp, SamplingLogp = inputs.SamplingLogp,
                             PolicyLogits = flatLogits, AnchorLogits = x.AnchorFull!.index_select(0, idx).reshape(b * L, vocab),
                         };
-                    klTok = kl.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
+                    entropy = () => { var lsm = flatLogits.detach().log_softmax(-1); return -(lsm.exp() * lsm).sum(-1); };
                 }
+                Tensor? klTok = kl?.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
                 var logp = inputs.PolicyLogp.reshape(b, L);
                 var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), x.Advantages.index_select(0, idx), mb, klTok, config.KlBeta,
                     aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss);
@@ -68,11 +82,7 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
                     var s = (logp - samplingLogp).exp().masked_select(valid);
                     sMean += s.mean().item<float>();
                     sMax = Math.Max(sMax, s.max().item<float>());
-                    if (v == 0)
-                    {
-                        var lsm = logits.log_softmax(-1);
-                        entSum += (-(lsm.exp() * lsm).sum(-1)).masked_select(valid).sum().item<float>();
-                    }
+                    if (v == 0) entSum += entropy().reshape(b, L).masked_select(valid).sum().item<float>();
                 }
                 var step = GuardedStep.Apply(terms.Loss, optimizer, config.GradClip);
                 if (!step.Applied) { skipped++; continue; }

@@ -68,9 +68,10 @@ public sealed class Trainer : IDisposable
         var kl = config.KlBeta > 0 ? Estimators.Get(config.KlEstimator) : null;
         if (kl is not null && kl.Index != IndexSource.None && config.KlTopK > basePolicy.Config.VocabSize)
             throw new UserError($"kl_topk must be ≤ the vocabulary size ({basePolicy.Config.VocabSize}), got {config.KlTopK}.");
-        _maker = new ExperienceMaker(config, task, kl, Advantages.Get(config.AdvantageNorm));
+        bool fused = ConfigSchema.UseFusedHead(config, basePolicy.Config.VocabSize, kl);
+        _maker = new ExperienceMaker(config, task, kl, Advantages.Get(config.AdvantageNorm), fused);
         _updater = new PolicyUpdater(config, _policy, _opt, kl, new EstimatorOptions { SMin = config.IsClipMin, SMax = config.IsClipMax }.Validated(),
-            LossAggregation.Parse(config.LossAggMode), PolicyLosses.Get(config.PolicyLoss), checkFinite: config.GuardSnapshots);
+            LossAggregation.Parse(config.LossAggMode), PolicyLosses.Get(config.PolicyLoss), checkFinite: config.GuardSnapshots, fused);
         _state = new TrainerState { BasePass1 = basePass1, BasePassK = basePassK };
         if (config.GuardSnapshots) _snapshot = new StateSnapshot(CheckpointTensors().Values);
     }

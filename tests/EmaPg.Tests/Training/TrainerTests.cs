@@ -1,6 +1,7 @@
 using System.Text.Json;
 using EmaPg.Model;
 using EmaPg.Optim;
+using EmaPg.Sampling;
 using EmaPg.Tasks;
 using EmaPg.Training;
 using TorchSharp;
@@ -262,5 +263,55 @@ public class TrainerGuardTests
         trainer.Iteration(1);
         Poison(trainer);
         Assert.Contains("not finite", Assert.Throws<RunDivergedError>(() => trainer.Iteration(2)).Message);
+    }
+}
+
+/// <summary>The trainer's fused-head path (hidden states → chunked head) computes what the full-logit path does.</summary>
+public class FusedHeadTrainingTests
+{
+    private static DecoderLM Policy() => new(new ModelConfig
+    {
+        VocabSize = 20, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 32,
+    }, CPU, ScalarType.Float32, 5);
+
+    [Theory]
+    [InlineData("topk-reverse")]
+    [InlineData("topk-forward")]
+    [InlineData("k3")]
+    public void AnIterationGivesTheSameMetricsFusedAndUnfused(string estimator)
+    {
+        var c = new TrainConfig
+        {
+            Seed = 3, PromptsPerIteration = 4, GroupSize = 4, MaxNewTokens = 2, LearningRate = 1e-2, KlEstimator = estimator, KlTopK = 4,
+            KlBeta = 0.5, Minibatches = 2, EvalProblems = 2, EvalSamples = 2, PassK = 2,
+        };
+        var task = new SaySevenTask();
+        using var basePolicy = Policy();
+        using var unfused = new Trainer(c with { FusedHead = "off" }, task, basePolicy, 0, 0);
+        using var fused = new Trainer(c with { FusedHead = "on" }, task, basePolicy, 0, 0);
+        var a = unfused.Iteration(1);
+        var b = fused.Iteration(1);
+        foreach (var key in new[] { "kl", "pg_objective", "entropy", "grad_norm", "is_weight_mean", "reward_mean" })
+            Assert.True(Math.Abs(a[key] - b[key]) <= 1e-5 * Math.Max(1, Math.Abs(a[key])), $"{key}: {a[key]} vs {b[key]}");
+        // (Parameters are not compared: Adam turns float noise in gradients that are zero in exact arithmetic, such as
+        // k_proj.bias's, into ±lr steps. The exact equality of the head's gradients is FusedTokenHeadTests' job.)
+    }
+
+    [Fact]
+    public void TheScorerGivesTheSameLogProbsTopKAndGathersFused()
+    {
+        using var model = Policy();
+        var g = new Generator(11);
+        var seqs = randint(0, 20, [3, 9], generator: g);
+        var attn = ones_like(seqs);
+        var gather = randint(0, 20, [3, 5, 4], generator: g);
+        using var _ = no_grad();
+        var a = Scorer.Score(model, seqs, attn, 4, 0.8, gather, topK: 3);
+        var b = Scorer.Score(model, seqs, attn, 4, 0.8, gather, topK: 3, fused: true);
+        Assert.True(a.LogProbs.allclose(b.LogProbs, rtol: 1e-5, atol: 1e-6));
+        Assert.True(a.GatheredLogProbs!.allclose(b.GatheredLogProbs!, rtol: 1e-5, atol: 1e-6));
+        Assert.True(a.TopKIndices!.equal(b.TopKIndices!).all().item<bool>());
+        Assert.True(a.TopKLogProbs!.allclose(b.TopKLogProbs!, rtol: 1e-5, atol: 1e-6));
+        Assert.Throws<ArgumentException>(() => Scorer.Score(model, seqs, attn, 4, returnFull: true, fused: true));
     }
 }
