@@ -98,6 +98,10 @@ public class RunSafetyCliTests : IDisposable
         AssertClean(ok, "tiny run at the extremes of the ranges");
         Assert.Equal(0, ok.Rc);
 
+        var coldEval = Emapg(_root, "eval", run, "--samples", "1", "--k", "1", "--problems", "2", "--temperature", "1e-40");
+        AssertClean(coldEval, "eval at temperature 1e-40");
+        Assert.Equal(0, coldEval.Rc);
+
         // Only one checkpoint left, and it is truncated: eval and resume name the file.
         File.Delete(Path.Combine(run, RunDirectory.PreviousCheckpointName));
         var ckpt = Path.Combine(run, RunDirectory.CheckpointName);
@@ -125,6 +129,20 @@ public class RunSafetyCliTests : IDisposable
         }
         Assert.False(Directory.Exists(Path.Combine(_root, "k0")), "a rejected combination creates no run directory");
         Assert.Equal("x", File.ReadAllText(file));
+    }
+
+    [Fact]
+    public void ADivergingRunStopsWithAClearMessageInsteadOfCrashingTheSampler()
+    {
+        var run = Path.Combine(_root, "diverge");
+        // The settings on the default-width policy (the tiny one does not diverge); small batches keep it quick.
+        var r = Emapg(_root, "train", "--iterations", "30", "--sft-steps", "2", "--eval-problems", "4", "--eval-samples", "2", "--pass-k", "2",
+            "--prompts-per-iteration", "4", "--group-size", "2", "--threads", "1", "--kl-estimator", "topk-alpha", "--kl-beta", "1e6",
+            "--learning-rate", "1", "--adam-beta2", "0", "--grad-clip", "0", "--out", run);
+        AssertClean(r, "the issue's diverging run");
+        Assert.Equal(2, r.Rc);
+        Assert.Contains("diverged", r.Err);
+        Assert.Contains(MetricsLog.Read(run), row => row["rolled_back"] > 0);
     }
 
     [Fact]
