@@ -83,7 +83,8 @@ public static class ModelCommand
         cmd.SetAction(pr =>
         {
             var idList = pr.GetValue(ids) is { } s ? ListParse.Ints("--ids", s, 0, int.MaxValue) : null;
-            var tokens = Tokenization.PromptInput.ToIds(pr.GetValue(model)!, idList, pr.GetValue(text), pr.GetValue(chat), "--text");
+            using var input = new Tokenization.PromptInput(pr.GetValue(model)!);
+            var tokens = input.ToIds(idList, pr.GetValue(text), pr.GetValue(chat), "--text");
             var positions = ModelQueries.TopLogProbs(pr.GetValue(model)!, tokens, pr.GetValue(top));
             if (pr.GetValue(json))
             {
@@ -125,9 +126,10 @@ public static class ModelCommand
         {
             var dir = pr.GetValue(model)!;
             var idList = pr.GetValue(ids) is { } s ? ListParse.Ints("--ids", s, 0, int.MaxValue) : null;
-            var promptIds = Tokenization.PromptInput.ToIds(dir, idList, pr.GetValue(prompt), pr.GetValue(chat), "--prompt");
+            using var input = new Tokenization.PromptInput(dir);
+            var promptIds = input.ToIds(idList, pr.GetValue(prompt), pr.GetValue(chat), "--prompt");
             var newIds = ModelQueries.Generate(dir, promptIds, pr.GetValue(maxNew), pr.GetValue(temperature), pr.GetValue(seed));
-            var decoded = Tokenization.PromptInput.Decode(dir, newIds);
+            var decoded = input.Decode(newIds);
             if (pr.GetValue(json))
             {
                 var o = new JsonObject { ["new_ids"] = new JsonArray(newIds.Select(t => (JsonNode)t).ToArray()) };

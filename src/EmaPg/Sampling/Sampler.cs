@@ -47,7 +47,7 @@ public static class Sampler
             var logp = SamplingLogProbs(logits, options);
             // A diverged policy gives NaN or ±∞ logits; multinomial would fail deep inside libtorch.
             var mass = logp.exp().sum(-1);
-            if (!(mass.isfinite().all().item<bool>() && mass.gt(0).all().item<bool>()))
+            if (!(mass.isfinite() & mass.gt(0)).all().item<bool>())
                 throw new NonFiniteOutputError($"the policy's next-token distribution at generation step {step + 1} is not finite (NaN or ±∞ logits).");
             var tok = options.Greedy
                 ? logp.argmax(-1)

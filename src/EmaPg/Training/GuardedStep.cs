@@ -44,12 +44,11 @@ public sealed class RunDivergedError(string message) : Common.UserError(message)
 /// <summary>Finiteness checks of what an update produced.</summary>
 public static class FiniteCheck
 {
-    /// <summary>Whether every element of every tensor is finite.</summary>
+    /// <summary>Whether every element of every tensor is finite (one host sync for all of them: it runs after every step).</summary>
     public static bool All(IEnumerable<Tensor> tensors)
     {
         using var _ = NewDisposeScope();
-        foreach (var t in tensors)
-            if (!t.isfinite().all().item<bool>()) return false;
-        return true;
+        var flags = tensors.Select(t => t.isfinite().all()).ToArray();
+        return flags.Length == 0 || stack(flags).all().item<bool>();
     }
 }
