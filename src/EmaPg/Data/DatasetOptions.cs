@@ -1,4 +1,5 @@
 using EmaPg.Common;
+using EmaPg.Tokenization;
 
 namespace EmaPg.Data;
 

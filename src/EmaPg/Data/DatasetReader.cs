@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using EmaPg.Common;
+using EmaPg.Tokenization;
 
 namespace EmaPg.Data;
 

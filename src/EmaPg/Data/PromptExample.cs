@@ -1,9 +1,7 @@
 using System.Text.Json.Nodes;
+using EmaPg.Tokenization;
 
 namespace EmaPg.Data;
-
-/// <summary>One chat message of a prompt (role "system", "user", "assistant", …).</summary>
-public sealed record ChatMessage(string Role, string Content);
 
 /// <summary>
 /// One dataset example: the prompt as chat messages (verl's `prompt` list, or a plain question wrapped as one

@@ -3,6 +3,7 @@ using EmaPg.Common;
 using EmaPg.Model;
 using EmaPg.Sampling;
 using EmaPg.Tasks;
+using EmaPg.Tokenization;
 using static TorchSharp.torch;
 
 namespace EmaPg.Eval;
@@ -62,8 +63,8 @@ public static class Evaluator
         {
             Temperature = o.Temperature,
             MaxNewTokens = task.MaxResponseTokens,
-            StopTokens = [task.Tokenizer.EosId],
-            PadToken = task.Tokenizer.PadId,
+            StopTokens = [.. task.Tokenizer.EosTokenIds],
+            PadToken = task.Tokenizer.PaddingId(),
         };
         var sw = Stopwatch.StartNew();
         using var gen = new Generator(o.Seed, model.Device);

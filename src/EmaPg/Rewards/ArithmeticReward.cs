@@ -15,7 +15,7 @@ public sealed class ArithmeticReward(ArithmeticTask? task = null) : IReward
     public double Score(string response, PromptExample example)
     {
         int[] ids;
-        try { ids = [.. _task.Tokenizer.Encode(response), _task.Tokenizer.EosId]; }
+        try { ids = [.. _task.Chars.Encode(response), _task.Chars.EosId]; }
         catch (ArgumentException) { return 0.0; }
         foreach (var truth in example.GroundTruths)
             if (_task.Reward(new Problem("", truth, truth), ids) == 1.0) return 1.0;

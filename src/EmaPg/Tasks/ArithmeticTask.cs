@@ -1,5 +1,6 @@
 using System.Globalization;
 using EmaPg.Common;
+using EmaPg.Tokenization;
 
 namespace EmaPg.Tasks;
 
@@ -59,7 +60,9 @@ public sealed class ArithmeticTask : ITask
 
     public ArithmeticTaskConfig Config { get; }
     public string Name => "arithmetic";
-    public ITokenizer Tokenizer => _tokenizer;
+    public ITextTokenizer Tokenizer => _tokenizer;
+    /// <summary>The task's character tokenizer (PAD 0, BOS 1, EOS 2, then the alphabet).</summary>
+    public CharTokenizer Chars => _tokenizer;
     public string Fingerprint => $"arithmetic/v1/{Config.MinDigits}-{Config.MaxDigits}/{Config.Operators}/{Config.TestSize}/{Config.TestSeed}/{_tokenizer.Alphabet}";
     public int MaxResponseTokens { get; }
     public IReadOnlyList<Problem> TestSplit { get; }

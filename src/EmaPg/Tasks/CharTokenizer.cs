@@ -1,11 +1,14 @@
+using EmaPg.Tokenization;
+
 namespace EmaPg.Tasks;
 
 /// <summary>
 /// One token per character of a fixed alphabet, after three specials: PAD = 0, BOS = 1, EOS = 2.
 /// PAD is 0 so zero-initialised id buffers are padding. A tiny vocabulary keeps the output layer
-/// negligible and makes full-vocabulary KL terms exact and cheap.
+/// negligible and makes full-vocabulary KL terms exact and cheap. Special tokens have no text: decoding
+/// drops them whether or not they are asked to be skipped.
 /// </summary>
-public sealed class CharTokenizer : ITokenizer
+public sealed class CharTokenizer : ITextTokenizer
 {
     private readonly string _alphabet;
     private readonly Dictionary<char, int> _ids;
@@ -24,16 +27,23 @@ public sealed class CharTokenizer : ITokenizer
     public int BosId => 1;
     public int EosId => 2;
     public string Alphabet => _alphabet;
+    public IReadOnlyList<int> EosTokenIds => [EosId];
+    public int? PadTokenId => PadId;
+    public int? BosTokenId => BosId;
+    public bool AddsBosToken => true;
 
-    public int[] Encode(string text)
+    /// <summary>One id per character, after BOS when <paramref name="addSpecialTokens"/>. Throws <see cref="ArgumentException"/> on characters outside the alphabet.</summary>
+    public int[] Encode(string text, bool addSpecialTokens = false)
     {
-        var ids = new int[text.Length];
+        int offset = addSpecialTokens ? 1 : 0;
+        var ids = new int[text.Length + offset];
+        if (addSpecialTokens) ids[0] = BosId;
         for (int i = 0; i < text.Length; i++)
-            ids[i] = _ids.TryGetValue(text[i], out var id) ? id : throw new ArgumentException($"character '{text[i]}' is not in the alphabet \"{_alphabet}\"", nameof(text));
+            ids[i + offset] = _ids.TryGetValue(text[i], out var id) ? id : throw new ArgumentException($"character '{text[i]}' is not in the alphabet \"{_alphabet}\"", nameof(text));
         return ids;
     }
 
-    public string Decode(IEnumerable<int> ids)
+    public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
     {
         var sb = new System.Text.StringBuilder();
         foreach (var id in ids)

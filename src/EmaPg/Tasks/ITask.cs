@@ -1,3 +1,5 @@
+using EmaPg.Tokenization;
+
 namespace EmaPg.Tasks;
 
 /// <summary>
@@ -8,7 +10,8 @@ namespace EmaPg.Tasks;
 public interface ITask
 {
     string Name { get; }
-    ITokenizer Tokenizer { get; }
+    /// <summary>The tokenizer prompts and responses use; its end-of-sequence ids stop sampling, its padding id pads batches.</summary>
+    ITextTokenizer Tokenizer { get; }
     /// <summary>Identifies everything that changes prompts, answers or tokens; part of cache keys.</summary>
     string Fingerprint { get; }
     /// <summary>Enough new tokens for any reference solution plus EOS; a sensible max-new-tokens for sampling.</summary>

@@ -21,3 +21,9 @@ public interface ITextTokenizer
     /// <summary>HF <c>decode(ids, skip_special_tokens)</c>: ids outside the vocabulary are dropped, as HF does.</summary>
     string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false);
 }
+
+public static class TextTokenizerExtensions
+{
+    /// <summary>The id that pads batches: the pad token, else the first end-of-sequence id (Llama 3 has no pad token).</summary>
+    public static int PaddingId(this ITextTokenizer t) => t.PadTokenId ?? t.EosTokenIds[0];
+}

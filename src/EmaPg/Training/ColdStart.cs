@@ -6,6 +6,7 @@ using EmaPg.Model;
 using EmaPg.Optim;
 using EmaPg.Sampling;
 using EmaPg.Tasks;
+using EmaPg.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -94,8 +95,8 @@ public static class ColdStart
             using var scope = NewDisposeScope();
             opt.LearningRate = sft.LearningRate * (sft.WarmupSteps > 0 ? Math.Min(1.0, (step + 1.0) / sft.WarmupSteps) : 1.0);
             var problems = Enumerable.Range(0, sft.BatchSize).Select(_ => task.SampleTrain(rng)).ToList();
-            var (pIds, pMask) = PromptBatch.LeftPad(problems.Select(task.EncodePrompt).ToList(), tok.PadId, model.Device);
-            var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PadId, model.Device);
+            var (pIds, pMask) = PromptBatch.LeftPad(problems.Select(task.EncodePrompt).ToList(), tok.PaddingId(), model.Device);
+            var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PaddingId(), model.Device);
             var seq = cat([pIds, rIds], 1);
             var attn = cat([pMask, ones_like(rIds)], 1);
             using var score = Scorer.Score(model, seq, attn, pIds.shape[1]);

@@ -5,6 +5,7 @@ using EmaPg.Model;
 using EmaPg.Objectives;
 using EmaPg.Sampling;
 using EmaPg.Tasks;
+using EmaPg.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,7 +33,7 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         var tok = task.Tokenizer;
         var gen = Sampler.Generate(policy, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
         {
-            Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [tok.EosId], PadToken = tok.PadId,
+            Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
             ReturnTopK = reverseTopk ? k : 0,
         }, new Generator(SeedMix.Mix(config.Seed, t, 2)));
         var mask = gen.ResponseMask;

@@ -1,5 +1,6 @@
 using EmaPg.Common;
 using EmaPg.Data;
+using EmaPg.Tokenization;
 using Parquet.Schema;
 using Parquet.Serialization;
 

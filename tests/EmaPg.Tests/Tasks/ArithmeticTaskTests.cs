@@ -7,7 +7,7 @@ public class ArithmeticTaskTests
 {
     private static readonly ArithmeticTask Task = new();
 
-    private static int[] Ids(string s) => [.. Task.Tokenizer.Encode(s), Task.Tokenizer.EosId];
+    private static int[] Ids(string s) => [.. Task.Chars.Encode(s), Task.Chars.EosId];
 
     [Fact]
     public void TokenizerRoundTripsAndReservesSpecials()
@@ -51,13 +51,13 @@ public class ArithmeticTaskTests
         Assert.Equal(1.0, Task.Reward(p, Ids("95")));
         Assert.Equal(0.0, Task.Reward(p, Ids("96")));
         Assert.Equal(0.0, Task.Reward(p, Ids("095")));
-        Assert.Equal(0.0, Task.Reward(p, Task.Tokenizer.Encode("95")));        // no EOS: cut off
+        Assert.Equal(0.0, Task.Reward(p, Task.Chars.Encode("95")));        // no EOS: cut off
         Assert.Equal(0.0, Task.Reward(p, [.. Ids("95"), 2]));                  // trailing junk
         Assert.Equal(0.0, Task.Reward(p, []));
         Assert.Equal(0.0, Task.Reward(p, [2]));
         Assert.Equal(0.0, Task.Reward(p, [-5, 1000, 2]));
         Assert.Equal(0.0, Task.Reward(p, [0, 0, 2]));
-        Assert.Equal([1, .. Task.Tokenizer.Encode("37+58=")], Task.EncodePrompt(p));
+        Assert.Equal([1, .. Task.Chars.Encode("37+58=")], Task.EncodePrompt(p));
         Assert.Equal(Ids("95"), Task.EncodeSolution(p));
     }
 

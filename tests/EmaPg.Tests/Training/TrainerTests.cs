@@ -14,7 +14,7 @@ internal sealed class SaySevenTask : ITask
 {
     private readonly CharTokenizer _tok = new("0123456789+-=");
     public string Name => "say-seven";
-    public ITokenizer Tokenizer => _tok;
+    public EmaPg.Tokenization.ITextTokenizer Tokenizer => _tok;
     public string Fingerprint => "say-seven/v1";
     public int MaxResponseTokens => 2;
     public IReadOnlyList<Problem> TestSplit { get; } = [new("1+1=", "7", "7"), new("2+2=", "7", "7")];
