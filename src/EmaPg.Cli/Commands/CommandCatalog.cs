@@ -9,6 +9,7 @@ public static class CommandCatalog
     {
         yield return TrainCommand.Create();
         yield return EvalCommand.Create();
+        yield return SftCommand.Create();
         yield return CompareCommand.Create();
         yield return PlotCommand.Create();
         yield return AuditCommand.Create();

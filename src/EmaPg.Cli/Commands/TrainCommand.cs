@@ -11,7 +11,7 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("train", "Train a policy with EMA-PG (Algorithm 3) on the embedded arithmetic task. Every config key is an option; see `configs/` for presets.");
+        var cmd = new Command("train", "Train a policy with EMA-PG (Algorithm 3): on the embedded arithmetic task (default), the embedded word problems (--preset word-problems), or your model and data (--model DIR --data FILE --eval-data FILE --reward math). Every config key is an option; see `configs/` for presets.");
         var config = new Option<string?>("--config") { Description = "A config file (key = value lines) applied after the preset" };
         var output = new Option<string?>("--out") { Description = "Run directory (default runs/<preset>-s<seed>)" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this directory from its last checkpoint" };
@@ -20,12 +20,11 @@ public static class TrainCommand
         cmd.Options.Add(output);
         cmd.Options.Add(resume);
         cmd.Options.Add(restart);
-        var keyOptions = ConfigSchema.Keys.Select(k => (Key: k, Option: new Option<string?>(k.Option) { Description = k.Help })).ToList();
-        foreach (var (_, o) in keyOptions) cmd.Options.Add(o);
+        var keyOptions = ConfigOptions.Add(cmd);
 
         cmd.SetAction(pr =>
         {
-            var overrides = keyOptions.Where(x => pr.GetValue(x.Option) is not null).Select(x => (x.Key.Name, pr.GetValue(x.Option)!)).ToList();
+            var overrides = keyOptions.Given(pr);
             string? resumeDir = pr.GetValue(resume);
             TrainConfig c;
             string runDir;

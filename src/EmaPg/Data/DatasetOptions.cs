@@ -16,11 +16,14 @@ public sealed record DatasetOptions
     /// <summary>DeepScaleR's instruction, appended to the last user message when <see cref="InstructionSuffix"/> is set to it.</summary>
     public const string DeepScaleRInstruction = "Let's think step by step and output the final answer within \\boxed{}.";
 
-    public static readonly string[] DefaultPromptFields = ["prompt", "question"];
+    public static readonly string[] DefaultPromptFields = ["prompt", "question", "messages"];
+    public static readonly string[] DefaultSolutionFields = ["solution", "response"];
     public static readonly string[] DefaultAnswerFields = ["reward_model.ground_truth", "answer", "answers", "golden_answers"];
 
     public string? PromptField { get; init; }
     public string? AnswerField { get; init; }
+    /// <summary>The reference response for SFT; null = "solution", else "response", else a trailing assistant message of the prompt.</summary>
+    public string? SolutionField { get; init; }
     public string DataSourceField { get; init; } = "data_source";
     public string ExtraInfoField { get; init; } = "extra_info";
     /// <summary>Appended (after one space) to the last user message; null for none.</summary>
@@ -34,7 +37,7 @@ public sealed record DatasetOptions
     public DatasetOptions Validated()
     {
         Check.Range("--max-prompt-length", MaxPromptTokens, 0, int.MaxValue);
-        foreach (var (name, v) in new[] { ("--prompt-field", PromptField), ("--answer-field", AnswerField), ("--data-source-field", DataSourceField), ("--extra-info-field", ExtraInfoField) })
+        foreach (var (name, v) in new[] { ("--prompt-field", PromptField), ("--answer-field", AnswerField), ("--solution-field", SolutionField), ("--data-source-field", DataSourceField), ("--extra-info-field", ExtraInfoField) })
             if (v is not null && (v.Length == 0 || v.Split('.').Any(p => p.Length == 0)))
                 throw new UserError($"{name} must be a field name or a dotted path like reward_model.ground_truth, got '{v}'.");
         return this;

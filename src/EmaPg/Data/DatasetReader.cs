@@ -92,9 +92,25 @@ public static class ExampleMapper
         if (truths.Count == 0) throw new UserError($"{origin}: field '{answerField}' holds no ground truth.");
         var dataSource = Get(row, o.DataSourceField);
         if (dataSource is not null and not JsonValue) throw new UserError($"{origin}: field '{o.DataSourceField}' must be a string.");
+        var messages = Messages(prompt!, origin, promptField);
+        string? solution = null;
+        if (o.SolutionField is not null)
+        {
+            var s = Get(row, o.SolutionField) ?? throw new UserError($"{origin}: no solution field '{o.SolutionField}' (fields: {string.Join(", ", row.Select(p => p.Key))}).");
+            solution = Text(s, origin, o.SolutionField);
+        }
+        else if (DatasetOptions.DefaultSolutionFields.Select(f => (f, v: Get(row, f))).FirstOrDefault(x => x.v is not null) is { v: not null } found)
+            solution = Text(found.v, origin, found.f);
+        else if (messages.Count > 1 && messages[^1].Role == "assistant")
+        {
+            // A whole conversation: the last assistant turn is the response to learn, the turns before it the prompt.
+            solution = messages[^1].Content;
+            messages = [.. messages.Take(messages.Count - 1)];
+        }
         return new PromptExample
         {
-            Messages = Messages(prompt!, origin, promptField),
+            Messages = messages,
+            Solution = solution,
             GroundTruths = truths,
             DataSource = dataSource?.ToString(),
             ExtraInfo = Get(row, o.ExtraInfoField)?.DeepClone(),
@@ -113,6 +129,9 @@ public static class ExampleMapper
             if (Get(row, d) is { } v) return (d, v);
         throw new UserError($"{origin}: no {what} field; looked for {string.Join(", ", defaults)} (fields: {string.Join(", ", row.Select(p => p.Key))}); name it with --{(what == "prompt" ? "prompt" : "answer")}-field.");
     }
+
+    private static string Text(JsonNode node, string origin, string field) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new UserError($"{origin}: field '{field}' must be a string.");
 
     /// <summary>The value at a dotted path, null when any part is missing or null.</summary>
     internal static JsonNode? Get(JsonObject row, string path)

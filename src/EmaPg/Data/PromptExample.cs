@@ -19,6 +19,8 @@ public sealed record PromptExample
     public string PromptText { get; init; } = "";
     /// <summary>Length of <see cref="PromptText"/> in tokens, as counted when the dataset was loaded (0 when not counted).</summary>
     public int PromptTokens { get; init; }
+    /// <summary>A reference response for supervised fine-tuning (the row's solution field, or a trailing assistant message); null when absent.</summary>
+    public string? Solution { get; init; }
 
     /// <summary>An example that only carries ground truths (rewards checked by hand, tests).</summary>
     public static PromptExample ForAnswers(params string[] truths) => new() { GroundTruths = truths };

@@ -37,15 +37,34 @@ public static class TokenHead
         // The inputs enter through a view: our backward's gradients are still referenced from .NET when autograd
         // receives them, so AccumulateGrad would copy them into .grad (another [|V|, H] for W); the view's own
         // backward hands autograd a fresh alias of the same storage, which it adopts without a copy.
-        var outs = FusedTokenHeadFunction.apply(Alias(hidden), Alias(weight), targets, q, temperature, topK, chunk);
+        Tensor h = Alias(hidden), w = Alias(weight);
+        // TorchSharp's node keeps an empty_like of every output (to materialise zero gradients in backward), created in the
+        // scope that is current during apply; a caller's scope may end before backward runs (the scorer's does), so those
+        // cache tensors (and the function's saved copies) leave every scope and live as long as the graph. Only the outputs
+        // go to the caller's scope. All of them are O(N·k) small.
+        var applyScope = NewDisposeScope();
+        List<Tensor> outs;
+        try
+        {
+            outs = FusedTokenHeadFunction.apply(h, w, targets, q, temperature, topK, chunk);
+            foreach (var o in outs) o.MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            applyScope.Detach(applyScope.DisposablesView.ToArray());
+            applyScope.Dispose();
+        }
         return new TokenHeadOutputs
         {
             LogpTarget = outs[0],
             LogZ = outs[1],
             Entropy = outs[2],
-            LogpQ = q is null ? Drop(outs[3]) : outs[3],
-            TopKIndices = topK == 0 ? Drop(outs[4]) : outs[4],
-            TopKLogp = topK == 0 ? Drop(outs[5]) : outs[5],
+            // Unrequested outputs are empty, but stay alive in the caller's scope: autograd's backward of the function
+            // reads every output it returned (to make zero gradients for them), and a disposed one makes it throw.
+            LogpQ = q is null ? null : outs[3],
+            TopKIndices = topK == 0 ? null : outs[4],
+            TopKLogp = topK == 0 ? null : outs[5],
+            Unrequested = [.. (q is null ? new[] { outs[3] } : []), .. (topK == 0 ? new[] { outs[4], outs[5] } : [])],
         };
     }
 
@@ -72,12 +91,6 @@ public static class TokenHead
 
     /// <summary>A differentiable alias (a view; a contiguous copy when a view of that shape is impossible).</summary>
     private static Tensor Alias(Tensor t) => t.is_contiguous() ? t.view(t.shape) : t.contiguous();
-
-    private static Tensor? Drop(Tensor t)
-    {
-        t.Dispose();
-        return null;
-    }
 
     private static void Validate(Tensor h, Tensor w, Tensor targets, Tensor? q, double temperature, int topK)
     {

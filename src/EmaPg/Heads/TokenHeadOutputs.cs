@@ -24,9 +24,13 @@ public sealed class TokenHeadOutputs : IDisposable
     /// <summary>log π at <see cref="TopKIndices"/>, [N, k']; null when k' = 0.</summary>
     public Tensor? TopKLogp { get; init; }
 
+    /// <summary>Empty outputs of the fused function that were not asked for; kept (and moved, and disposed) with the rest,
+    /// because autograd's backward of the function reads every output it returned.</summary>
+    internal Tensor[] Unrequested { get; init; } = [];
+
     public long Count => LogpTarget.shape[0];
 
-    internal Tensor[] All => new[] { LogpTarget, LogZ, Entropy, LogpQ, TopKIndices, TopKLogp }.OfType<Tensor>().ToArray();
+    internal Tensor[] All => new[] { LogpTarget, LogZ, Entropy, LogpQ, TopKIndices, TopKLogp }.OfType<Tensor>().Concat(Unrequested).ToArray();
 
     public TokenHeadOutputs MoveToOuterDisposeScope()
     {

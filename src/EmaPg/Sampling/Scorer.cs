@@ -37,6 +37,9 @@ public static class Scorer
             var flat = hidden.reshape(b * l, hidden.shape[2]);
             var targets = sequences.narrow(1, promptLength, l).reshape(-1);
             var head = Heads.TokenHead.Fused(flat, model.LmHeadWeight, targets, gatherIndices?.reshape(b * l, -1), temperature, topK);
+            // Autograd's backward of the custom function reads every output it returned (zeros for those without a gradient),
+            // so with grad on they must outlive this scope: the caller's scope frees them.
+            if (is_grad_enabled()) head.MoveToOuterDisposeScope();
             return new ScoreResult(
                 head.LogpTarget.reshape(b, l).MoveToOuterDisposeScope(),
                 head.LogpQ?.reshape(b, l, -1).MoveToOuterDisposeScope(),

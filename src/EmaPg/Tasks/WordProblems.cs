@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using EmaPg.Common;
+using EmaPg.Data;
+using EmaPg.Tokenization;
 
 namespace EmaPg.Tasks;
 
@@ -61,6 +63,16 @@ public sealed class WordProblems
     public WordProblemsConfig Config { get; }
     public IReadOnlyList<WordProblem> TestSplit { get; }
     public string Fingerprint => $"word-problems/v1/{Config.MinSteps}-{Config.MaxSteps}/{Config.MaxOperand}/{Config.TestSize}/{Config.TestSeed}";
+
+    /// <summary>The problem as a dataset row: the question as one user message, its answer as the ground truth, the worked solution for SFT.</summary>
+    public static PromptExample ToExample(WordProblem p, string origin) => new()
+    {
+        Messages = [new ChatMessage("user", p.Question)],
+        GroundTruths = [p.Answer.ToString(CultureInfo.InvariantCulture)],
+        Solution = p.Solution,
+        DataSource = "word-problems",
+        Origin = origin,
+    };
 
     /// <summary>A training problem, never one of the test split; deterministic given <paramref name="rng"/>.</summary>
     public WordProblem SampleTrain(Random rng)

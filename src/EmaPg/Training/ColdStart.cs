@@ -99,7 +99,8 @@ public static class ColdStart
             var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PaddingId(), model.Device);
             var seq = cat([pIds, rIds], 1);
             var attn = cat([pMask, ones_like(rIds)], 1);
-            using var score = Scorer.Score(model, seq, attn, pIds.shape[1]);
+            // Real vocabularies: token log-probs from hidden states through the chunked head, never a [B, L, |V|] tensor.
+            using var score = Scorer.Score(model, seq, attn, pIds.shape[1], fused: model.Config.VocabSize >= ConfigSchema.FusedHeadAutoVocab);
             var mask = rMask.to_type(score.LogProbs.dtype);
             var loss = -(score.LogProbs * mask).sum() / mask.sum();
             opt.ZeroGrad();

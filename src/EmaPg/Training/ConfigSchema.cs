@@ -56,7 +56,29 @@ public static class ConfigSchema
             _ => throw new UserError($"{name} must be true or false, got '{s}'."),
         });
 
-    public static readonly IReadOnlyList<string> Presets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
+    public static readonly IReadOnlyList<string> Presets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward", "word-problems"];
+
+    /// <summary>A free-text key; <paramref name="check"/> throws a <see cref="UserError"/> for a bad value.</summary>
+    private static ConfigKey Text(string name, string section, string help, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set, Action<string>? check = null) =>
+        new(name, section, help, get, (c, s) =>
+        {
+            var v = s.Trim();
+            if (v.Contains('#')) throw new UserError($"{name} cannot contain '#' (it starts a comment in config files), got '{v}'.");
+            check?.Invoke(v);
+            return set(c, v);
+        });
+
+    /// <summary>A file or folder path, stored absolute so that a resumed run finds it from any working directory; empty = none.</summary>
+    private static ConfigKey PathKey(string name, string section, string help, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set) =>
+        new(name, section, $"{help} (a path; empty = none)", get, (c, s) =>
+        {
+            var v = s.Trim();
+            if (v.Contains('#')) throw new UserError($"{name} cannot contain '#' (it starts a comment in config files), got '{v}'.");
+            return set(c, v.Length == 0 ? "" : System.IO.Path.GetFullPath(v));
+        });
+
+    /// <summary>Names of <c>task</c>: auto = dataset when <c>data</c> is set, else arithmetic.</summary>
+    public static readonly IReadOnlyList<string> TaskNames = ["auto", "arithmetic", "word-problems", "dataset"];
 
     public static readonly IReadOnlyList<ConfigKey> Keys =
     [
@@ -65,6 +87,28 @@ public static class ConfigSchema
         Int("iterations", "run", "RL iterations (Alg. 3 outer loop)", 1, 1_000_000, c => c.Iterations, (c, v) => c with { Iterations = v }),
         Choice("device", "run", "tensor device", () => ["cpu", "cuda"], c => c.Device, (c, v) => c with { Device = v }),
         Int("threads", "run", "intra-op CPU threads, 0 = TorchSharp's default", 0, 256, c => c.Threads, (c, v) => c with { Threads = v }),
+
+        Choice("task", "task", "what to train on: arithmetic (embedded, character tokenizer), word-problems (embedded, math reward, chat template), dataset (data/eval_data files); auto = dataset when data is set, else arithmetic", () => TaskNames, c => c.Task, (c, v) => c with { Task = v }),
+        PathKey("data", "task", "training split, JSONL or Parquet (verl's RL schema or question/answer rows)", c => c.Data, (c, v) => c with { Data = v }),
+        PathKey("eval_data", "task", "test split for pass@k, same formats", c => c.EvalData, (c, v) => c with { EvalData = v }),
+        Choice("reward", "task", "reward function (`emapg reward --list`); auto = the task's own (arithmetic: the digits; word-problems and datasets: math)", () => ["auto", .. Rewards.RewardRegistry.All.Select(r => r.Name)], c => c.Reward, (c, v) => c with { Reward = v }),
+        Text("reward_command", "task", "command of the external reward (reward = external): reads JSON lines on stdin, writes scores on stdout", c => c.RewardCommand, (c, v) => c with { RewardCommand = v }),
+        Real("reward_timeout", "task", "seconds a reward call may take before it scores 0 (counted)", 0, 3600, c => c.RewardTimeout, (c, v) => c with { RewardTimeout = v }, minOpen: true),
+        Text("prompt_field", "task", "dataset field (dotted path) holding the prompt; empty = prompt, else question, else messages", c => c.PromptField, (c, v) => c with { PromptField = v }),
+        Text("answer_field", "task", "dataset field holding the ground truth(s); empty = reward_model.ground_truth, else answer, answers, golden_answers", c => c.AnswerField, (c, v) => c with { AnswerField = v }),
+        Text("solution_field", "task", "dataset field holding a reference response for SFT; empty = solution, else response, else a trailing assistant message", c => c.SolutionField, (c, v) => c with { SolutionField = v }),
+        Text("instruction_suffix", "task", "text appended (after a space) to each prompt's last user message; 'deepscaler' = DeepScaleR's \\boxed{} instruction; empty = none", c => c.InstructionSuffix, (c, v) => c with { InstructionSuffix = v }),
+        Bool("no_chat_template", "task", "use prompts' text as is instead of the model's chat template", c => c.NoChatTemplate, (c, v) => c with { NoChatTemplate = v }),
+        Int("max_prompt_length", "task", "longest prompt in tokens, 0 = no limit", 0, 1 << 20, c => c.MaxPromptLength, (c, v) => c with { MaxPromptLength = v }),
+        Choice("over_length", "task", "longer prompts: skip (counted in the run's log) or error", () => ["skip", "error"], c => c.OverLength, (c, v) => c with { OverLength = v }),
+        Int("word_problems_min_steps", "task", "fewest arithmetic steps of a generated word problem", 1, 8, c => c.WordProblemsMinSteps, (c, v) => c with { WordProblemsMinSteps = v }),
+        Int("word_problems_max_steps", "task", "most arithmetic steps of a generated word problem", 1, 8, c => c.WordProblemsMaxSteps, (c, v) => c with { WordProblemsMaxSteps = v }),
+        Int("word_problems_max_operand", "task", "largest starting quantity and step operand of a word problem", 2, 1000, c => c.WordProblemsMaxOperand, (c, v) => c with { WordProblemsMaxOperand = v }),
+
+        PathKey("model", "model", "Hugging Face model folder to start from (no cold start); empty = build one from the keys below and cold-start it", c => c.Model, (c, v) => c with { Model = v }),
+        Choice("model_arch", "model", "architecture of a model built from the keys (model empty)", () => Model.Architectures.List.Select(a => a.Name), c => c.ModelArch, (c, v) => c with { ModelArch = v }),
+        Text("tokenizer", "model", "tokenizer of a built model: auto (arithmetic: its characters; otherwise the bundled qwen3), a bundled name (qwen3, qwen2.5) or a folder with tokenizer.json", c => c.Tokenizer, (c, v) => c with { Tokenizer = v.Length == 0 ? "auto" : v }),
+        Choice("save_hf", "run", "when policy/ and anchor/ are written as Hugging Face folders: checkpoint (with every checkpoint and at the end), end, never", () => ["checkpoint", "end", "never"], c => c.SaveHf, (c, v) => c with { SaveHf = v }),
 
         Int("task_min_digits", "task", "fewest digits of an operand", 1, 9, c => c.TaskMinDigits, (c, v) => c with { TaskMinDigits = v }),
         Int("task_max_digits", "task", "most digits of an operand", 1, 9, c => c.TaskMaxDigits, (c, v) => c with { TaskMaxDigits = v }),
@@ -137,6 +181,9 @@ public static class ConfigSchema
             _ => throw new UserError($"fused_head must be one of auto, on, off, got '{c.FusedHead}'."),
         };
 
+    /// <summary>The task a config trains on, with auto resolved.</summary>
+    public static string ResolvedTask(TrainConfig c) => c.Task == "auto" ? (c.Data.Length > 0 ? "dataset" : "arithmetic") : c.Task;
+
     public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));
 
     /// <summary>Checks that hold between keys.</summary>
@@ -151,6 +198,22 @@ public static class ConfigSchema
         int vocab = c.VocabSize;   // ≥ the task tokenizer's 16 ids by its range, so it is the model's vocabulary
         if (c.KlBeta > 0 && estimator.Index != IndexSource.None && (c.KlTopK < 1 || c.KlTopK > vocab))
             throw new UserError($"kl_topk must be in [1, {vocab}] (the vocabulary) for kl_estimator = {c.KlEstimator}, which sums over a top-k index set; got {c.KlTopK}.");
+        if (c.WordProblemsMinSteps > c.WordProblemsMaxSteps) throw new UserError($"word_problems_max_steps must be ≥ word_problems_min_steps ({c.WordProblemsMinSteps}), got {c.WordProblemsMaxSteps}.");
+        var task = ResolvedTask(c);
+        if (task != "dataset" && (c.Data.Length > 0 || c.EvalData.Length > 0))
+            throw new UserError($"data and eval_data are read only by task = dataset (or auto); task is {c.Task}.");
+        if (task == "dataset" && (c.Data.Length == 0 || c.EvalData.Length == 0))
+            throw new UserError("task = dataset needs both data (the training split) and eval_data (the test split that pass@k is measured on).");
+        if (task == "arithmetic" && c.Model.Length > 0)
+            throw new UserError("task = arithmetic uses its own character tokenizer, so it cannot start from a Hugging Face model (model); use task = dataset or word-problems.");
+        if (task == "arithmetic" && c.Tokenizer != "auto")
+            throw new UserError($"task = arithmetic uses its own character tokenizer; tokenizer must be auto, got '{c.Tokenizer}'.");
+        if (task == "arithmetic" && c.Reward is not ("auto" or "arithmetic"))
+            throw new UserError($"task = arithmetic scores responses by their tokens; reward must be auto, got '{c.Reward}'.");
+        if (c.Model.Length > 0 && c.Tokenizer != "auto")
+            throw new UserError($"a model folder brings its own tokenizer; tokenizer must be auto with model = {c.Model}, got '{c.Tokenizer}'.");
+        if (c.Reward == "external" && c.RewardCommand.Length == 0)
+            throw new UserError("reward = external needs reward_command, the command to run.");
         int rollouts = c.PromptsPerIteration * c.GroupSize;
         if (c.Minibatches > rollouts) throw new UserError($"minibatches must be ≤ prompts_per_iteration × group_size ({rollouts}), got {c.Minibatches}.");
         return c;

@@ -164,6 +164,25 @@ public sealed class RunDirectory : IDisposable
         File.Move(fresh, CheckpointPath, overwrite: true);
     }
 
+    /// <summary>The Hugging Face folders of the policy and the EMA anchor, loadable by `emapg model score` and by transformers.</summary>
+    public const string PolicyFolder = "policy", AnchorFolder = "anchor";
+
+    /// <summary>
+    /// Replaces the folder <paramref name="name"/> with what <paramref name="write"/> puts into a fresh one: written beside it
+    /// first, then swapped in by renames, so a kill leaves the previous complete folder (or, between the two renames, the
+    /// new one under a temporary name that the next save removes) and never a half-written one under <paramref name="name"/>.
+    /// </summary>
+    public void ReplaceFolder(string name, Action<string> write)
+    {
+        string target = System.IO.Path.Combine(Path, name), fresh = target + ".new", old = target + ".old";
+        foreach (var leftover in new[] { fresh, old })
+            if (Directory.Exists(leftover)) Directory.Delete(leftover, recursive: true);
+        write(fresh);
+        if (Directory.Exists(target)) Directory.Move(target, old);
+        Directory.Move(fresh, target);
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+    }
+
     /// <summary>
     /// Loads the latest checkpoint with <paramref name="load"/>; if it is damaged (or missing after a kill between the two
     /// renames), warns and loads the previous one. Fails with both files named when neither loads.

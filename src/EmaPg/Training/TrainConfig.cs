@@ -13,7 +13,31 @@ public sealed record TrainConfig
     public string Device { get; init; } = "cpu";
     public int Threads { get; init; } = 0;
 
-    // Task, policy model and supervised cold start
+    // Task and data (DatasetTask / the embedded generators)
+    public string Task { get; init; } = "auto";
+    public string Data { get; init; } = "";
+    public string EvalData { get; init; } = "";
+    public string Reward { get; init; } = "auto";
+    public string RewardCommand { get; init; } = "";
+    public double RewardTimeout { get; init; } = 10;
+    public string PromptField { get; init; } = "";
+    public string AnswerField { get; init; } = "";
+    public string SolutionField { get; init; } = "";
+    public string InstructionSuffix { get; init; } = "";
+    public bool NoChatTemplate { get; init; }
+    public int MaxPromptLength { get; init; }
+    public string OverLength { get; init; } = "skip";
+    public int WordProblemsMinSteps { get; init; } = 1;
+    public int WordProblemsMaxSteps { get; init; } = 3;
+    public int WordProblemsMaxOperand { get; init; } = 20;
+
+    // Policy model: an HF folder, or one built from the keys below and cold-started
+    public string Model { get; init; } = "";
+    public string ModelArch { get; init; } = "qwen2";
+    public string Tokenizer { get; init; } = "auto";
+    public string SaveHf { get; init; } = "checkpoint";
+
+    // Task (arithmetic), policy model and supervised cold start
     public int TaskMinDigits { get; init; } = 1;
     public int TaskMaxDigits { get; init; } = 2;
     public string TaskOperators { get; init; } = "+-";

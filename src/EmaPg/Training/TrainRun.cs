@@ -62,13 +62,27 @@ public static class TrainRun
         if (c.Threads > 0) set_num_threads(c.Threads);
         manual_seed(c.Seed);
         var device = MakeDevice(c);
-        var task = MakeTask(c);
-        var modelConfig = MakeModelConfig(c, task);
+        using var inputs = RunInputs.Create(c);
+        var task = inputs.Task;
+        foreach (var report in inputs.DataReports) log?.Invoke(report.ToString());
 
-        // The base policy: supervised cold start, cached by its settings; its pass@1 is cached beside it.
-        var sft = ColdStart.Run(modelConfig, task, MakeSftConfig(c), cacheDir, device, log);
-        using var baseModel = sft.Model;
-        var (basePass1, basePassK) = BaseScores(c, task, baseModel, sft.CheckpointPath, log);
+        // The base policy: a Hugging Face folder as it is, or a built model after the supervised cold start (cached by its
+        // settings, with its pass@1 cached beside it).
+        CausalLM baseModel;
+        string baseScoreKey = "";
+        if (inputs.ModelDir is not null)
+        {
+            baseModel = inputs.CreatePolicy(device, c.Seed);
+            log?.Invoke($"policy: {inputs.ModelDir} ({baseModel.ParameterCount:N0} parameters)");
+        }
+        else
+        {
+            var sft = ColdStart.Run(inputs.ModelConfig.Model, task, MakeSftConfig(c), cacheDir, device, log);
+            baseModel = sft.Model;
+            baseScoreKey = sft.CheckpointPath;
+        }
+        using var baseOwner = baseModel;
+        var (basePass1, basePassK) = BaseScores(c, task, baseModel, baseScoreKey, log);
 
         using var trainer = new Trainer(c, task, baseModel, basePass1, basePassK);
         int start = 1;
@@ -80,6 +94,7 @@ public static class TrainRun
         }
         using var metrics = new MetricsLog(runDir, start - 1, log);
         double lastPass1 = double.NaN, lastPassK = double.NaN;
+        long reportedFailures = 0;
         foreach (var row in metrics.History)
             if (row.TryGetValue("test_pass1", out var p1)) { lastPass1 = p1; lastPassK = row.GetValueOrDefault("test_passk", double.NaN); }
 
@@ -101,7 +116,12 @@ public static class TrainRun
                 m["test_passk"] = lastPassK;
             }
             metrics.Write(t, m);
-            if (Trainer.IsCheckpointIteration(c, t)) dir.SaveCheckpoint(trainer.SaveCheckpoint, p => trainer.VerifyCheckpoint(p));
+            if (Trainer.IsCheckpointIteration(c, t))
+            {
+                dir.SaveCheckpoint(trainer.SaveCheckpoint, p => trainer.VerifyCheckpoint(p));
+                if (c.SaveHf == "checkpoint" || (c.SaveHf == "end" && t == c.Iterations)) trainer.SaveModelFolders(dir, inputs.ModelConfig, inputs.TokenizerDir);
+            }
+            foreach (var failure in RewardFailures(inputs, ref reportedFailures)) m[failure.Key] = failure.Value;
             onIteration?.Invoke(new IterationReport(t, c.Iterations, m));
             if (stopAfter?.Invoke(t) == true) return Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         }
@@ -109,6 +129,19 @@ public static class TrainRun
         var summary = Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         AtomicFile.WriteAllText(dir.SummaryPath, JsonSerializer.Serialize(SummaryJson(summary), new JsonSerializerOptions { WriteIndented = true }));
         return summary;
+    }
+
+    /// <summary>
+    /// The reward's failures (exceptions, timeouts, non-numbers: each scored 0) as metrics, so that none goes unreported;
+    /// <c>reward_failures</c> counts those of this iteration's rollouts and evaluations.
+    /// </summary>
+    private static IEnumerable<KeyValuePair<string, double>> RewardFailures(RunInputs inputs, ref long reported)
+    {
+        if (inputs.Reward is null) return [];
+        var r = inputs.Reward.Report();
+        long fresh = r.Failures - reported;
+        reported = r.Failures;
+        return [new("reward_failures", fresh), new("reward_failures_total", r.Failures)];
     }
 
     /// <summary>The last iteration before <paramref name="failedAt"/> whose checkpoint exists (the one resumed from counts).</summary>
@@ -120,8 +153,7 @@ public static class TrainRun
     {
         ConfigSchema.CrossValidate(c);
         _ = MakeDevice(c);
-        var task = MakeTask(c);
-        MakeModelConfig(c, task);
+        using (var inputs = RunInputs.Create(c)) inputs.ModelConfig.Model.Validate();
         MakeSftConfig(c).Validate();
     }
 
@@ -144,8 +176,9 @@ public static class TrainRun
 
     private static (double, double) BaseScores(TrainConfig c, ITask task, CausalLM model, string ckpt, Action<string>? log)
     {
-        var path = $"{ckpt}.eval-{c.EvalProblems}-{c.EvalSamples}-{c.PassK}.json";
-        if (File.Exists(path))
+        // Scores of a cached cold start are cached beside it; a model folder given by the user is evaluated every time.
+        var path = ckpt.Length == 0 ? "" : $"{ckpt}.eval-{c.EvalProblems}-{c.EvalSamples}-{c.PassK}.json";
+        if (path.Length > 0 && File.Exists(path))
         {
             try
             {
@@ -162,7 +195,7 @@ public static class TrainRun
             SamplesPerProblem = c.EvalSamples, Ks = c.PassK == 1 ? [1] : [1, c.PassK], MaxProblems = c.EvalProblems, Seed = 12345,
         });
         var scores = (res.PassAtK[1], res.PassAtK[c.PassK]);
-        if (!string.IsNullOrEmpty(ckpt) && Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(ckpt))))
+        if (path.Length > 0 && Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(ckpt))))
             AtomicFile.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, double> { ["pass1"] = scores.Item1, ["passk"] = scores.Item2 }));
         log?.Invoke($"base policy: pass@1 {scores.Item1.ToString("P1", CultureInfo.InvariantCulture)}");
         return scores;

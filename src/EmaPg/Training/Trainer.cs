@@ -108,6 +108,13 @@ public sealed class Trainer : IDisposable
             throw new IOException($"checkpoint '{path}' does not read back as written.");
     }
 
+    /// <summary>Writes the policy and the anchor as Hugging Face folders (policy/, anchor/) of <paramref name="dir"/>, with the tokenizer files of <paramref name="tokenizerDir"/>.</summary>
+    public void SaveModelFolders(RunDirectory dir, Model.HuggingFace.HfConfig config, string? tokenizerDir)
+    {
+        dir.ReplaceFolder(RunDirectory.PolicyFolder, p => Model.HuggingFace.HfCheckpoint.Save(_policy, config, p, tokenizerDir));
+        dir.ReplaceFolder(RunDirectory.AnchorFolder, p => Model.HuggingFace.HfCheckpoint.Save(_anchor, config, p, tokenizerDir));
+    }
+
     /// <summary>Whether iteration t ends with a checkpoint.</summary>
     public static bool IsCheckpointIteration(TrainConfig c, int t) => t % c.CheckpointEvery == 0 || t == c.Iterations;
 

@@ -28,7 +28,7 @@ internal static class TokenizerFixtures
 
     public static string ModelDir(string name)
     {
-        if (name != "llama3") return Path.Combine(FixtureDir, "hf", "tokenizer-files", name);
+        if (name != "llama3") return Path.Combine(RepoRoot, "assets", "tokenizers", name);
         string dir = Path.Combine(RepoRoot, ".cache", "tokenizers", "llama3");
         lock (Gate)
         {

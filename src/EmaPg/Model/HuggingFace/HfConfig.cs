@@ -99,6 +99,42 @@ public sealed class HfConfig
     }
 
     /// <summary>
+    /// The config.json of a model built from a <see cref="ModelConfig"/> (not loaded from a folder), so that it can be saved as a
+    /// Hugging Face folder: transformers' 4.x keys, head_dim always explicit, and the tokenizer's special ids.
+    /// </summary>
+    public static HfConfig FromModel(ModelConfig model, int? bosTokenId, IReadOnlyList<int> eosTokenIds, int? padTokenId)
+    {
+        model.Validate();
+        var arch = Architectures.Get(model.Architecture);
+        var j = new JsonObject
+        {
+            ["architectures"] = new JsonArray(arch.HfClass),
+            ["model_type"] = arch.Name,
+            ["vocab_size"] = model.VocabSize,
+            ["hidden_size"] = model.HiddenSize,
+            ["intermediate_size"] = model.IntermediateSize,
+            ["num_hidden_layers"] = model.NumHiddenLayers,
+            ["num_attention_heads"] = model.NumAttentionHeads,
+            ["num_key_value_heads"] = model.NumKeyValueHeads,
+            ["head_dim"] = model.HeadDim,
+            ["hidden_act"] = "silu",
+            ["rope_theta"] = model.RopeTheta,
+            ["rms_norm_eps"] = model.RmsNormEps,
+            ["tie_word_embeddings"] = model.TieWordEmbeddings,
+            ["max_position_embeddings"] = model.MaxPositionEmbeddings,
+            ["initializer_range"] = model.InitializerRange,
+            ["torch_dtype"] = "float32",
+        };
+        var f = model.Features;
+        if (arch.Name != "qwen2") j["attention_bias"] = f.QkvBias;
+        if (arch.Name == "llama") j["mlp_bias"] = f.MlpBias;
+        if (bosTokenId is { } bos) j["bos_token_id"] = bos;
+        j["eos_token_id"] = eosTokenIds.Count == 1 ? JsonValue.Create(eosTokenIds[0]) : new JsonArray([.. eosTokenIds.Select(e => (JsonNode)JsonValue.Create(e))]);
+        if (padTokenId is { } pad) j["pad_token_id"] = pad;
+        return Parse(j, $"the {arch.Name} model built from the training config");
+    }
+
+    /// <summary>
     /// Applies <c>--set key=value</c> overrides to a config's JSON: value parsed as JSON when it is
     /// valid JSON (numbers, true/false, null, objects), otherwise taken as a string; <c>a.b=v</c> sets
     /// a key inside an object.
