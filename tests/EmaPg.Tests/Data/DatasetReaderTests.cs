@@ -151,4 +151,27 @@ public sealed class DatasetReaderTests : IDisposable
         File.WriteAllText(p, "not parquet");
         Assert.Contains("not a readable Parquet file", Assert.Throws<UserError>(() => DatasetReader.Load(p, new DatasetOptions(), PromptRenderer.Plain)).Message);
     }
+
+    [Fact]
+    public void Reference_responses_come_from_a_solution_field_or_a_trailing_assistant_message()
+    {
+        var p = Write("sft.jsonl",
+            """{"question": "2+2?", "answer": "4", "solution": "2 + 2 = 4. \\boxed{4}"}""",
+            """{"messages": [{"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "\\boxed{6}"}], "answer": "6"}""",
+            """{"question": "1+1?", "answer": "2", "response": "\\boxed{2}"}""",
+            """{"question": "5+5?", "answer": "10"}""");
+        var d = DatasetReader.Load(p, new DatasetOptions(), Tagged);
+        Assert.Equal("2 + 2 = 4. \\boxed{4}", d.Examples[0].Solution);
+        // The conversation's last assistant turn is the response; the prompt is what came before it.
+        Assert.Equal("\\boxed{6}", d.Examples[1].Solution);
+        Assert.Equal("<|user|>3+3?<|assistant|>", d.Examples[1].PromptText);
+        Assert.Equal("\\boxed{2}", d.Examples[2].Solution);
+        Assert.Null(d.Examples[3].Solution);
+
+        var named = DatasetReader.Load(Write("named.jsonl", """{"q": "2+2?", "a": "4", "worked": "2 + 2 = 4"}"""), new DatasetOptions { PromptField = "q", AnswerField = "a", SolutionField = "worked" }, Tagged);
+        Assert.Equal("2 + 2 = 4", named.Examples[0].Solution);
+        var e = Assert.Throws<UserError>(() => DatasetReader.Load(Write("nosol.jsonl", """{"question": "q", "answer": "1"}"""), new DatasetOptions { SolutionField = "worked" }, Tagged));
+        Assert.Contains("nosol.jsonl:1", e.Message);
+        Assert.Contains("'worked'", e.Message);
+    }
 }
