@@ -6,8 +6,15 @@ using EmaPg.Tokenization;
 
 namespace EmaPg.Tasks;
 
-/// <summary>A generated grade-school word problem: the question, a worked solution ending in \boxed{answer}, and its difficulty.</summary>
-public sealed record WordProblem(string Question, string Solution, long Answer, int Steps);
+/// <summary>
+/// A generated grade-school word problem: the question, a worked solution in words ending in \boxed{answer}, the same
+/// steps as bare equations (<see cref="TerseSolution"/>, e.g. "12 + 5 = 17. 17 ÷ 2 = … The answer is \boxed{N}."), the
+/// answer and the difficulty (number of steps).
+/// </summary>
+public sealed record WordProblem(string Question, string Solution, long Answer, int Steps)
+{
+    public string TerseSolution { get; init; } = Solution;
+}
 
 /// <summary>Knobs of <see cref="WordProblems"/>; all of them enter its fingerprint.</summary>
 public sealed record WordProblemsConfig
@@ -65,11 +72,12 @@ public sealed class WordProblems
     public string Fingerprint => $"word-problems/v1/{Config.MinSteps}-{Config.MaxSteps}/{Config.MaxOperand}/{Config.TestSize}/{Config.TestSeed}";
 
     /// <summary>The problem as a dataset row: the question as one user message, its answer as the ground truth, the worked solution for SFT.</summary>
-    public static PromptExample ToExample(WordProblem p, string origin) => new()
+    /// <param name="terse">use <see cref="WordProblem.TerseSolution"/> (about half the tokens) as the reference response</param>
+    public static PromptExample ToExample(WordProblem p, string origin, bool terse = false) => new()
     {
         Messages = [new ChatMessage("user", p.Question)],
         GroundTruths = [p.Answer.ToString(CultureInfo.InvariantCulture)],
-        Solution = p.Solution,
+        Solution = terse ? p.TerseSolution : p.Solution,
         DataSource = "word-problems",
         Origin = origin,
     };
@@ -92,6 +100,7 @@ public sealed class WordProblems
         long n = rng.Next(2, Config.MaxOperand + 1);
         var q = new StringBuilder($"{name} has {n} {item}.");
         var s = new StringBuilder($"{name} starts with {n} {item}.");
+        var terse = new StringBuilder();
         for (int i = 0; i < steps; i++)
         {
             string then = i == 0 ? "" : "then ";
@@ -104,6 +113,7 @@ public sealed class WordProblems
                     n = before + k;
                     q.Append($" {pronoun} {then}{Pick(rng, "buys", "finds", "is given", "collects")} {k} more.");
                     s.Append($" After getting {k} more, {Lower(pronoun)} has {Eq(before, '+', k, n)} {item}.");
+                    terse.Append($"{Eq(before, '+', k, n)}. ");
                     break;
                 }
                 case 1:
@@ -113,6 +123,7 @@ public sealed class WordProblems
                     string times = k == 2 ? "doubles" : "triples";
                     q.Append($" {pronoun} {then}{times} the number of {item}.");
                     s.Append($" {Cap(times)} means {Eq(before, '×', k, n)} {item}.");
+                    terse.Append($"{Eq(before, '×', k, n)}. ");
                     break;
                 }
                 case 2:
@@ -121,6 +132,7 @@ public sealed class WordProblems
                     n = before - k;
                     q.Append($" {pronoun} {then}{Pick(rng, "gives away", "loses", "sells", "uses")} {k} of them.");
                     s.Append($" After {k} are gone, {Lower(pronoun)} has {Eq(before, '-', k, n)} {item}.");
+                    terse.Append($"{Eq(before, '-', k, n)}. ");
                     break;
                 }
                 default:
@@ -132,13 +144,15 @@ public sealed class WordProblems
                     string part = d switch { 2 => "half", 3 => "a third", _ => "a quarter" };
                     q.Append($" {pronoun} {then}keeps only {part} of them.");
                     s.Append($" Keeping {part} leaves {Eq(before, '÷', d, n)} {item}.");
+                    terse.Append($"{Eq(before, '÷', d, n)}. ");
                     break;
                 }
             }
         }
         q.Append($" How many {item} does {name} have now?");
         s.Append($" The answer is \\boxed{{{n.ToString(CultureInfo.InvariantCulture)}}}.");
-        return new WordProblem(q.ToString(), s.ToString(), n, steps);
+        terse.Append($"The answer is \\boxed{{{n.ToString(CultureInfo.InvariantCulture)}}}.");
+        return new WordProblem(q.ToString(), s.ToString(), n, steps) { TerseSolution = terse.ToString() };
     }
 
     private static string Eq(long a, char op, long b, long result) =>

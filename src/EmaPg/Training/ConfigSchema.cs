@@ -103,6 +103,7 @@ public static class ConfigSchema
         Choice("over_length", "task", "longer prompts: skip (counted in the run's log) or error", () => ["skip", "error"], c => c.OverLength, (c, v) => c with { OverLength = v }),
         Int("word_problems_min_steps", "task", "fewest arithmetic steps of a generated word problem", 1, 8, c => c.WordProblemsMinSteps, (c, v) => c with { WordProblemsMinSteps = v }),
         Int("word_problems_max_steps", "task", "most arithmetic steps of a generated word problem", 1, 8, c => c.WordProblemsMaxSteps, (c, v) => c with { WordProblemsMaxSteps = v }),
+        Choice("word_problems_solution", "task", "reference solutions for the cold start: worked (each step in words) or terse (the steps' equations only, about half the tokens)", () => ["worked", "terse"], c => c.WordProblemsSolution, (c, v) => c with { WordProblemsSolution = v }),
         Int("word_problems_max_operand", "task", "largest starting quantity and step operand of a word problem", 2, 1000, c => c.WordProblemsMaxOperand, (c, v) => c with { WordProblemsMaxOperand = v }),
 
         PathKey("model", "model", "Hugging Face model folder to start from (no cold start); empty = build one from the keys below and cold-start it", c => c.Model, (c, v) => c with { Model = v }),

@@ -76,13 +76,13 @@ public sealed class RunInputs : IDisposable
                 var rng = new Random(wp.Config.TestSeed + 1);
                 Func<WordProblem, string, PromptExample> render = (p, origin) =>
                 {
-                    var ex = WordProblems.ToExample(p, origin);
+                    var ex = WordProblems.ToExample(p, origin, terse: c.WordProblemsSolution == "terse");
                     var text = DatasetReader.Render(ex, options, renderer);
                     return ex with { PromptText = text };
                 };
                 train = [.. Enumerable.Range(0, WordProblemsTrainRows).Select(i => render(wp.SampleTrain(rng), $"word-problems train {i}"))];
                 test = [.. wp.TestSplit.Select((p, i) => render(p, $"word-problems test {i}"))];
-                fingerprint = $"{wp.Fingerprint}/{WordProblemsTrainRows}";
+                fingerprint = $"{wp.Fingerprint}/{WordProblemsTrainRows}/{c.WordProblemsSolution}";
             }
             else
             {

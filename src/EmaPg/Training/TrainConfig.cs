@@ -30,6 +30,7 @@ public sealed record TrainConfig
     public int WordProblemsMinSteps { get; init; } = 1;
     public int WordProblemsMaxSteps { get; init; } = 3;
     public int WordProblemsMaxOperand { get; init; } = 20;
+    public string WordProblemsSolution { get; init; } = "worked";
 
     // Policy model: an HF folder, or one built from the keys below and cold-started
     public string Model { get; init; } = "";

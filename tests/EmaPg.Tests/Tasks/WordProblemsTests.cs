@@ -29,6 +29,9 @@ public class WordProblemsTests
             }
             Assert.Equal(p.Answer, current);
             Assert.EndsWith($"The answer is \\boxed{{{p.Answer}}}.", p.Solution);
+            // The terse solution is the same chain of equations, and nothing else but the boxed answer.
+            Assert.Equal(matches.Select(m => m.Value), eq.Matches(p.TerseSolution).Select(m => m.Value));
+            Assert.Equal(string.Concat(matches.Select(m => m.Value + ". ")) + $"The answer is \\boxed{{{p.Answer}}}.", p.TerseSolution);
             Assert.InRange(p.Steps, 1, 4);
         }
     }
