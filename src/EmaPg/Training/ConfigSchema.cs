@@ -92,11 +92,12 @@ public static class ConfigSchema
 
         Int("inner_updates", "objective", "Λ, passes over the rollout batch per iteration (Alg. 3 line 13)", 1, 64, c => c.InnerUpdates, (c, v) => c with { InnerUpdates = v }),
         Int("minibatches", "objective", "optimiser steps per pass (the rollout batch is split evenly)", 1, 4096, c => c.Minibatches, (c, v) => c with { Minibatches = v }),
-        Real("clip_eps_low", "objective", "ε_low of clip-higher", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
-        Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
+        Real("clip_eps_low", "objective", "ε_low of the policy loss's clip (clip-higher, GSPO's sequence ratio, CISPO's weight, RPG's dual clip)", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
+        Real("clip_eps_high", "objective", "ε_high of the policy loss's clip", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
+        Real("dual_clip_c", "objective", "c of RPG's dual clip: a token with A < 0 and π_θ/π_old > c gets no gradient (rpg-* losses only)", 1, double.PositiveInfinity, c => c.DualClipC, (c, v) => c with { DualClipC = v }, minOpen: true),
         Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
         Choice("fused_head", "objective", $"token log-probs, entropy and Top-k terms from hidden states with the vocabulary-chunked fused head, never an N×|V| tensor (estimators that need full logits always use them); auto = on from |V| ≥ {FusedHeadAutoVocab}", () => ["auto", "on", "off"], c => c.FusedHead, (c, v) => c with { FusedHead = v }),
-        Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip with ε_low/ε_high, App. A)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
+        Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip, App. A; gspo, cispo; rpg-*: RPG's objectives and grpo-k3*: GRPO's k3 term, which carry their own β·KL with kl_beta against the anchor, so kl_estimator is then only logged)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
         Choice("kl_estimator", "kl", "per-token KL estimator (docs/findings.md)", () => Estimators.Names, c => c.KlEstimator, (c, v) => c with { KlEstimator = v }),

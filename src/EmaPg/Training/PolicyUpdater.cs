@@ -74,7 +74,7 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
                 Tensor? klTok = kl?.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
                 var logp = inputs.PolicyLogp.reshape(b, L);
                 var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), x.Advantages.index_select(0, idx), mb, klTok, config.KlBeta,
-                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss);
+                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss, anchorLogp.reshape(b, L), config.DualClipC);
                 steps++;
                 using (no_grad())
                 {

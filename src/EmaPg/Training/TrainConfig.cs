@@ -38,6 +38,7 @@ public sealed record TrainConfig
     public int Minibatches { get; init; } = 1;
     public double ClipEpsLow { get; init; } = 0.2;
     public double ClipEpsHigh { get; init; } = 0.28;
+    public double DualClipC { get; init; } = 10.0;
     public string AdvantageNorm { get; init; } = "group";
     public string PolicyLoss { get; init; } = "clip-higher";
     public string FusedHead { get; init; } = "auto";
