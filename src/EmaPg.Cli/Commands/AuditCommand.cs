@@ -48,7 +48,7 @@ public static class AuditCommand
                     r.ValueUnbiased ? "[green]✓ unbiased[/]" : "[red]✗ biased[/]", r.GradientUnbiased ? "[green]✓ unbiased[/]" : "[red]✗ biased[/]", Markup.Escape(r.GradientMatches));
             AnsiConsole.Write(t);
             var lt = new Table().Border(TableBorder.Rounded)
-                .Title($"Policy losses: E_π_old[loss] against −J = −E_π_θ[A] + β·D, β = {PolicyLossAudit.Beta}, no clipping, A ~ N(0, 1) per token")
+                .Title(Markup.Escape($"Policy losses: E_π_old[loss] against −J = −E_π_θ[A] + β·D, β = {PolicyLossAudit.Beta}, no clipping, A ~ N(0, 1) per token"))
                 .AddColumns("loss", "form", "objective", "value rel. err", "grad rel. err", "value", "gradient", "E[[∇]] equals ∇ of");
             foreach (var r in losses)
                 lt.AddRow(r.Loss, Markup.Escape(r.Equation), Markup.Escape(r.Objective), r.ValueRelError.ToString("0.0e+00"), r.GradientRelError.ToString("0.0e+00"),
