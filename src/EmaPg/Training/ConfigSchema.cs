@@ -56,7 +56,11 @@ public static class ConfigSchema
             _ => throw new UserError($"{name} must be true or false, got '{s}'."),
         });
 
-    public static readonly IReadOnlyList<string> Presets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
+    /// <summary>The paper's four presets: what `emapg compare` runs by default.</summary>
+    public static readonly IReadOnlyList<string> PaperPresets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
+
+    /// <summary>Every preset: the paper's, RPG's headline variants (iterative reference) and GSPO/CISPO with the EMA anchor.</summary>
+    public static readonly IReadOnlyList<string> Presets = [.. PaperPresets, "rpg-fkl", "rpg-rkl", "rpg-ufkl", "rpg-urkl", "gspo", "cispo"];
 
     public static readonly IReadOnlyList<ConfigKey> Keys =
     [

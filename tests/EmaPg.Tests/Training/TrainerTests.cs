@@ -59,6 +59,25 @@ public class TrainerTests : IDisposable
         Assert.Equal(0, trainer.State.SkippedSteps);
     }
 
+    /// <summary>The RPG and GSPO/CISPO presets' settings (policy loss, clip, aggregation, anchor schedule) on the tiny task: each must learn it.</summary>
+    [Theory]
+    [InlineData("rpg-fkl")]
+    [InlineData("rpg-rkl")]
+    [InlineData("rpg-ufkl")]
+    [InlineData("rpg-urkl")]
+    [InlineData("gspo")]
+    [InlineData("cispo")]
+    public void EveryPolicyLossPresetRaisesRewardOnATriviallyLearnableTask(string preset)
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = RandomPolicy(task);
+        var c = ConfigFile.Apply(TinyRl, ConfigFile.PresetText(preset), preset) with { KlTopK = 4, KlBeta = 0.01, EmaPeriod = 2 };
+        using var trainer = new Trainer(c, task, basePolicy, 0, 0);
+        var rewards = Enumerable.Range(1, 14).Select(t => trainer.Iteration(t)["reward_mean"]).ToList();
+        Assert.True(rewards.Take(3).Average() < 0.3 && rewards.TakeLast(3).Average() > 0.8, $"{preset}: rewards {string.Join(", ", rewards.Select(r => r.ToString("F2")))}");
+        Assert.Equal(0, trainer.State.SkippedSteps);
+    }
+
     [Fact]
     public void IterationsLeaveNoLiveTensorsBehind()
     {
