@@ -108,6 +108,9 @@ public static class ConfigSchema
         Real("kl_beta", "kl", "β, weight of the KL term (0 switches it off)", 0, 1e6, c => c.KlBeta, (c, v) => c with { KlBeta = v }),
         Int("kl_topk", "kl", "k of Top-k / truncated estimators", 0, 1 << 20, c => c.KlTopK, (c, v) => c with { KlTopK = v }),
         Real("is_clip_min", "kl", "s_min, lower clip of the off-policy weight s", 0, double.PositiveInfinity, c => c.IsClipMin, (c, v) => c with { IsClipMin = v }),
+        Choice("kl_agg_mode", "kl", "how KL̂ is averaged over tokens: same = as loss_agg_mode (the presets: J and KL̂ share one token mean, so β is per token); seq-mean-token-sum = App. A's Σ over a response's tokens, mean over responses (β per response: about the response length times stronger)",
+            () => ["same", .. LossAggregation.Names.Keys], c => c.KlAggMode, (c, v) => c with { KlAggMode = v }),
+        Real("kl_in_reward_coef", "kl", "β of the sequence-level KL in the reward, R − β·Σ_t log(π_old/π_ref) before advantages (eqs. 10–12, verl's use_kl_in_reward; 0 = off); adds to, does not replace, kl_beta's loss term", 0, 1e6, c => c.KlInRewardCoef, (c, v) => c with { KlInRewardCoef = v }),
         Real("is_clip_max", "kl", "s_max, upper clip of the off-policy weight s (inf = none)", 0, double.PositiveInfinity, c => c.IsClipMax, (c, v) => c with { IsClipMax = v }),
 
         Real("ema_eta", "anchor", "η of θ_ema ← ηθ_ema + (1−η)θ; 1 = fixed reference, 0 = hard reset", 0, 1, c => c.EmaEta, (c, v) => c with { EmaEta = v }),

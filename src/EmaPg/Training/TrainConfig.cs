@@ -50,6 +50,8 @@ public sealed record TrainConfig
     public int KlTopK { get; init; } = 32;
     public double IsClipMin { get; init; } = 0.0;
     public double IsClipMax { get; init; } = 10.0;
+    public string KlAggMode { get; init; } = "same";
+    public double KlInRewardCoef { get; init; } = 0.0;
 
     // EMA anchor (eq. 2)
     public double EmaEta { get; init; } = 0.9;

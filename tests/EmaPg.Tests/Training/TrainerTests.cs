@@ -76,6 +76,24 @@ public class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void KlInTheRewardAndPerSequenceKlAggregationChangeTheUpdateAndOffLeaveItAsItWas()
+    {
+        var task = new SaySevenTask();
+        double GradNorm(TrainConfig c)
+        {
+            using var basePolicy = RandomPolicy(task);
+            using var trainer = new Trainer(c, task, basePolicy, 0, 0);
+            trainer.Iteration(1);   // the anchor starts as the policy (KL = 0); after one update they differ
+            return trainer.Iteration(2)["grad_norm"];
+        }
+        var c0 = TinyRl with { GradClip = 0, KlBeta = 0.5 };
+        double plain = GradNorm(c0);
+        Assert.Equal(plain, GradNorm(c0 with { KlAggMode = "token-mean" }));   // = loss_agg_mode: the same computation
+        Assert.NotEqual(plain, GradNorm(c0 with { KlAggMode = "seq-mean-token-sum" }));
+        Assert.NotEqual(plain, GradNorm(c0 with { KlInRewardCoef = 0.5 }));
+    }
+
+    [Fact]
     public void IterationsLeaveNoLiveTensorsBehind()
     {
         var task = new SaySevenTask();
