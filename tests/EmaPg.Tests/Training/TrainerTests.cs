@@ -119,6 +119,8 @@ public class TrainerTests : IDisposable
         // First mini-batch is on-policy (s = 1), so the mean IS weight is close to 1 and the margin is α·β·tr F̂.
         Assert.InRange(m["is_weight_mean"], 0.5, 2.0);
         Assert.Equal(TinyRl.LearningRate * TinyRl.KlBeta * m["fisher_trace"], m["stability_margin"], 12);
+        // Headroom to the schedule's boundary 1 + η^(−1/S), S = T_ema·Λ·minibatches = 2·1·2.
+        Assert.Equal(1 + Math.Pow(TinyRl.EmaEta, -1.0 / 4) - m["stability_margin"], m["stability_headroom"], 12);
     }
 
     [Fact]
