@@ -54,9 +54,9 @@ public static class PolicyLosses
     [
         new("clip-higher", "App. A", "PPO clip with DAPO's asymmetric ε_low/ε_high as a binary mask", null,
             (x, o) => GrpoClipHigher.Compute(x.Logp, x.OldLogp, x.Advantages, o.EpsLow, o.EpsHigh)),
-        new("gspo", "GSPO eq. 5–7", "sequence-level ratio s_i = exp(mean_t log(π_θ/π_old)), clipped per sequence with ε_low/ε_high; token gradient sg(s_i)·A·∇log π_θ",
+        new("gspo", "GSPO (token form)", "sequence-level ratio s_i = exp(mean_t log(π_θ/π_old)), clipped per sequence with ε_low/ε_high; token gradient sg(s_i)·A·∇log π_θ",
             null, (x, o) => Gspo.Compute(x, o)),
-        new("cispo", "MiniMax-M1 eq. 4", "REINFORCE weighted by the clipped stop-gradient IS weight sg(clip(w, 1−ε_low, 1+ε_high))·A·∇log π_θ; no token is dropped",
+        new("cispo", "MiniMax-M1 CISPO", "REINFORCE weighted by the clipped stop-gradient IS weight sg(clip(w, 1−ε_low, 1+ε_high))·A·∇log π_θ; no token is dropped",
             null, (x, o) => Cispo.Compute(x, o)),
         .. RpgObjectives.All,
         .. GrpoK3.All,
