@@ -23,10 +23,9 @@ public class AdamWBenchTests
         foreach (var m in new[] { row.Torch, row.Ours })
         {
             Assert.Equal(o.Reps, m.StepsMs.Count);
-            Assert.InRange(m.StepMsMedian, m.StepMsMin, m.StepMsMax);
             Assert.Equal(rep.PeakRssAvailable, m.FirstStepPeakRssExtraBytes is not null);
         }
-        Assert.NotNull(row.TimeRatio);
+        Assert.Equal(row.Torch.StepMsMedian / row.Ours.StepMsMedian, row.TimeRatio!.Value, 12);   // TorchSharp's over ours
         // Same update rule, same gradient, same number of steps: float32 rounding is all that may differ.
         Assert.True(row.MaxParameterDifference < 1e-6, $"max |Δθ| = {row.MaxParameterDifference}");
     }

@@ -18,6 +18,29 @@ public class EmaStabilityStudyTests
         Assert.Contains(r.Rows, x => Math.Abs(x.AlphaBetaLambdaMax - (1 + x.Eta)) < 1e-12 && x.Simulated == StabilityRegime.Unstable);
     }
 
+    /// <summary>
+    /// The trainer's schedule (S steps, then the EMA update): the simulated lag is stable just below 1 + η^(−1/S) and
+    /// unstable just above it, for S = 1, 3, 10 and η = 0.9, 0.99 — and §4's boundary 1 + η would be wrong here.
+    /// </summary>
+    [Fact]
+    public void TheTrainersScheduleIsUnstableFromOnePlusEtaToTheMinusOneOverS()
+    {
+        var r = EmaStabilityStudy.Run(new EmaStabilityConfig());
+        Assert.Equal(2 * 3 * EmaStabilityStudy.ScheduleRatios.Count, r.Schedule.Count);
+        foreach (var row in r.Schedule)
+            Assert.True(row.Agrees, $"η={row.Eta} S={row.Steps} m/boundary={row.Ratio}: growth per cycle {row.GrowthPerCycle}");
+        Assert.Contains(r.Schedule, x => x.Ratio == 1.02 && !x.SimulatedStable);
+        Assert.Contains(r.Schedule, x => x.Ratio == 0.98 && x.SimulatedStable);
+        Assert.Equal(1 + 1 / 0.9, TrainerSchedule.UnstableBoundary(0.9, 1), 12);
+        Assert.Equal(1 + Math.Pow(0.9, -0.1), TrainerSchedule.UnstableBoundary(0.9, 10), 12);
+        Assert.Equal(2.0, TrainerSchedule.UnstableBoundary(1.0, 7), 12);
+        Assert.Equal(double.PositiveInfinity, TrainerSchedule.UnstableBoundary(0.0, 7));
+        // At S = 1, m = 1.95 is past §4's boundary 1 + η = 1.9 yet stable under the schedule (boundary 2.11).
+        Assert.Equal(StabilityRegime.Unstable, StabilityLemma.Predict(1.95, 0.9));
+        Assert.Equal(StabilityRegime.Oscillatory, TrainerSchedule.Predict(1.95, 0.9, 1));
+        Assert.Equal(StabilityRegime.Monotone, TrainerSchedule.Predict(0.99, 0.9, 10));
+    }
+
     [Fact]
     public void SimulatedRegimesAgreeOnARandomFisher()
     {

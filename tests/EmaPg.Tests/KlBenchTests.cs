@@ -33,12 +33,9 @@ public class KlBenchTests
             foreach (var m in new[] { row.Exact, row.Topk })
             {
                 Assert.Equal(o.Reps, m.TimesMs.Count);
-                Assert.All(m.TimesMs, t => Assert.True(t >= 0));
-                Assert.InRange(m.TimeMsMedian, m.TimeMsMin, m.TimeMsMax);
                 Assert.Equal(n * v * sizeof(float), m.GradientBytes);   // dense [N,V] gradient for both
                 Assert.True(m.TrackedForwardBytes > 0);
                 Assert.True(double.IsFinite(m.MeanKl));
-                Assert.True(m.MeanKlStdErr >= 0);
                 if (rep.PeakRssAvailable) Assert.Equal(o.Reps, m.PeakRssExtraBytes.Count);
             }
             // Stored inputs: anchor logits N×V floats against N×(2k+3) numbers (indices int64).
@@ -48,8 +45,9 @@ public class KlBenchTests
             Assert.Equal(n * (k * sizeof(long) + k * sizeof(float) + 2 * sizeof(float) + sizeof(long)), row.Topk.StoredInputBytes);
             Assert.True(row.Exact.MeanKl >= 0);
             Assert.Equal((double)row.Exact.StoredInputBytes / row.Topk.StoredInputBytes, row.ExactOverTopk.StoredInputs!.Value, 12);
-            Assert.NotNull(row.ExactOverTopk.Time);
-            Assert.NotNull(row.ExactOverTopk.TrackedForward);
+            // Ratios are exact over Top-k (> 1 means Top-k is smaller/faster), never the other way round.
+            Assert.Equal(row.Exact.TimeMsMedian / row.Topk.TimeMsMedian, row.ExactOverTopk.Time!.Value, 12);
+            Assert.Equal((double)row.Exact.TrackedForwardBytes / row.Topk.TrackedForwardBytes, row.ExactOverTopk.TrackedForward!.Value, 12);
             // The exact forward holds several [N,V] intermediates; Top-k's forward holds only [N,1] and [N,k] ones.
             Assert.True(row.Exact.TrackedForwardBytes >= n * v * sizeof(float));
             Assert.True(row.Topk.TrackedForwardBytes < n * v * sizeof(float));

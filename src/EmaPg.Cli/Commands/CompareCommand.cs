@@ -13,7 +13,7 @@ public static class CompareCommand
     public static Command Create()
     {
         var cmd = new Command("compare", "Train several presets over several seeds and plot test accuracy (mean, min–max) against iterations and wall-clock.");
-        var presets = new Option<string>("--presets") { Description = "Comma-separated presets", DefaultValueFactory = _ => string.Join(",", ConfigSchema.Presets) };
+        var presets = new Option<string>("--presets") { Description = $"Comma-separated presets, of: {string.Join(", ", ConfigSchema.Presets)}", DefaultValueFactory = _ => string.Join(",", ConfigSchema.PaperPresets) };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per preset, 1..100 (seeds 0..n−1)", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "Directory for the runs, compare.csv and compare.png", DefaultValueFactory = _ => "runs/compare" };
         var iterations = new Option<int?>("--iterations") { Description = "Override iterations for every run" };

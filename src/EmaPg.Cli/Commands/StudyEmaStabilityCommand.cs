@@ -48,11 +48,23 @@ public static class StudyEmaStabilityCommand
                     StabilityLemma.Describe(x.Predicted), StabilityLemma.Describe(x.Simulated), x.Agrees ? "[green]✓[/]" : "[red]✗[/]", x.Steps.ToString(),
                     E(x.LagEq62RelError), E(x.LagEq63RelError), double.IsNaN(x.Kl) ? "—" : x.Kl.ToString("G4"), x.KlEq67.ToString("G4"), E(x.KlRelError), E(x.Lemma41RelError));
             AnsiConsole.Write(t);
-            AnsiConsole.MarkupLine(r.Disagreements == 0
+            int lemma = r.Rows.Count(x => !x.Agrees);
+            AnsiConsole.MarkupLine(lemma == 0
                 ? $"[green]Simulation and Lemma 4.2 agree on all {r.Rows.Count} runs.[/]"
-                : $"[red]Simulation and Lemma 4.2 disagree on {r.Disagreements} of {r.Rows.Count} runs (see the table / CSV).[/]");
+                : $"[red]Simulation and Lemma 4.2 disagree on {lemma} of {r.Rows.Count} runs (see the table / CSV).[/]");
+            var st = new Table().Border(TableBorder.Rounded)
+                .Title("The trainer's schedule: S optimiser steps with the anchor fixed, then the EMA update; unstable from αβλ_max = 1 + η^(−1/S)")
+                .AddColumns("η", "S", "1 + η^(−1/S)", "αβλmax / boundary", "lag growth per anchor update", "predicted", "simulation", "agree");
+            foreach (var x in r.Schedule)
+                st.AddRow(x.Eta.ToString("0.###"), x.Steps.ToString(), x.Boundary.ToString("0.####"), x.Ratio.ToString("0.##"), x.GrowthPerCycle.ToString("0.####"),
+                    x.PredictedStable ? "stable" : "unstable", x.SimulatedStable ? "stable" : "unstable", x.Agrees ? "[green]✓[/]" : "[red]✗[/]");
+            AnsiConsole.Write(st);
+            int sched = r.Schedule.Count(x => !x.Agrees);
+            AnsiConsole.MarkupLine(sched == 0
+                ? $"[green]Simulation and the schedule's boundary agree on all {r.Schedule.Count} runs.[/]"
+                : $"[red]Simulation and the schedule's boundary disagree on {sched} of {r.Schedule.Count} runs.[/]");
             AnsiConsole.MarkupLine("[grey]Regimes are read off the simulated trajectory: lag increments that stop shrinking (unstable), eigen-components that alternate sign while decaying (oscillatory), or neither (monotone).[/]");
-            var files = new List<string> { EmaStabilityStudy.WriteCsv(r, dir) };
+            var files = new List<string> { EmaStabilityStudy.WriteCsv(r, dir), EmaStabilityStudy.WriteScheduleCsv(r, dir) };
             if (!pr.GetValue(noPlot)) files.Add(EmaStabilityPlot.Save(r, dir));
             foreach (var f in files) AnsiConsole.MarkupLine($"[grey]wrote {Markup.Escape(f)}[/]");
             return r.Disagreements == 0 ? 0 : 1;

@@ -75,19 +75,4 @@ public abstract class CausalLM : nn.Module<Tensor, Tensor>
         foreach (var (name, p) in named_parameters())
             p.copy_(src[name]);
     }
-
-    /// <summary>
-    /// In place, θ ← (1 − <paramref name="weight"/>)·θ + weight·θ_source for every parameter: the EMA
-    /// anchor update (weight = η) or a hard copy (weight = 1). Uses lerp_ so no temporaries are made.
-    /// </summary>
-    public void LerpParametersFrom(CausalLM source, double weight)
-    {
-        Check.Range("EMA weight", weight, 0.0, 1.0);
-        if (source.Config != Config)
-            throw new ArgumentException("LerpParametersFrom needs models with identical configs.");
-        using var noGrad = no_grad();
-        var src = source.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
-        foreach (var (name, p) in named_parameters())
-            p.lerp_(src[name], weight);
-    }
 }

@@ -18,6 +18,14 @@ public static class Advantages
 
     public static IReadOnlyList<string> Names { get; } = All.Select(a => a.Name).ToArray();
 
+    /// <summary>
+    /// Sequence-level KL in the reward (eqs. 10–12; verl's use_kl_in_reward, WARP): advantages of R − coef·Σ_t log(π_old/π_ref)
+    /// over the response tokens instead of R. Its gradient reaches the policy only through the score function (eq. 12).
+    /// </summary>
+    /// <param name="rewards">[B] rewards; <paramref name="oldLogp"/>, <paramref name="anchorLogp"/>, <paramref name="mask"/> [B, L].</param>
+    public static Tensor WithSequenceKl(AdvantageEstimator estimator, Tensor rewards, Tensor oldLogp, Tensor anchorLogp, Tensor mask, double coef, int groupSize) =>
+        estimator.Compute(Divergences.SequenceKl.PenalisedReward(rewards, oldLogp, anchorLogp, mask.to_type(oldLogp.dtype), coef), groupSize);
+
     public static AdvantageEstimator Get(string name) =>
         All.FirstOrDefault(a => a.Name == name) ?? throw new UserError($"advantage_norm must be one of {string.Join(", ", Names)}, got '{name}'.");
 }

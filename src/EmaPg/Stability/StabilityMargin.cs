@@ -1,9 +1,10 @@
 namespace EmaPg.Stability;
 
 /// <summary>
-/// The EMA-PG stability margin αβλ̂_max against the boundaries η and 1 + η of eq. 9. With λ̂_max the
-/// Fisher-trace bound (eq. 28) the margin is an upper bound too, so the classification is conservative:
-/// "monotone" and "oscillatory" are guaranteed (the true margin is no larger), "unstable" may be a false alarm.
+/// The EMA-PG stability margin αβλ̂_max against the boundaries η and 1 + η of eq. 9 (§4's order: the EMA mixes in θ
+/// before every step; the trainer's schedule has other boundaries, <see cref="TrainerSchedule"/>). With λ̂_max the
+/// Fisher-trace bound (eq. 28) the margin is an upper bound too: "monotone" is guaranteed (the true margin is no larger),
+/// "oscillatory" guarantees only stability (the true margin may be below η, i.e. monotone), "unstable" may be a false alarm.
 /// </summary>
 public sealed record StabilityMargin(double Alpha, double Beta, double Eta, double LambdaMaxBound, double Margin, StabilityRegime Regime)
 {

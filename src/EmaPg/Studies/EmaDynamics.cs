@@ -46,6 +46,37 @@ public static class EmaDynamics
         return new EmaTrajectory(alpha, beta, eta, thetas, lags, converged, overflow);
     }
 
+    /// <summary>
+    /// The trainer's schedule instead of §4's: <paramref name="stepsPerAnchorUpdate"/> steps θ ← θ + αg − αβF(θ − θ_ema) with the
+    /// anchor fixed, then θ_ema ← ηθ_ema + (1−η)θ; returns ‖δ_c − δ_{c−1}‖ for the lag δ_c after each of <paramref name="cycles"/>
+    /// anchor updates (δ_0 = 0), which decays geometrically when the lag settles and grows when it diverges (stops past 1e100).
+    /// </summary>
+    public static IReadOnlyList<double> SimulateSchedule(EmaProblem p, double alpha, double beta, double eta, int stepsPerAnchorUpdate, int cycles)
+    {
+        int d = p.Dim;
+        var theta = new double[d];
+        var ema = new double[d];
+        var norms = new List<double>();
+        var previous = new double[d];
+        for (int c = 0; c < cycles; c++)
+        {
+            for (int s = 0; s < stepsPerAnchorUpdate; s++)
+            {
+                var lag = new double[d];
+                for (int i = 0; i < d; i++) lag[i] = theta[i] - ema[i];
+                var fLag = EmaProblem.MatVec(p.Fisher, lag);
+                for (int i = 0; i < d; i++) theta[i] += alpha * p.Gradient[i] - alpha * beta * fLag[i];
+            }
+            for (int i = 0; i < d; i++) ema[i] = eta * ema[i] + (1 - eta) * theta[i];
+            var delta = new double[d];
+            for (int i = 0; i < d; i++) delta[i] = theta[i] - ema[i];
+            norms.Add(Distance(delta, previous));
+            previous = delta;
+            if (!(norms[^1] < 1e100)) break;
+        }
+        return norms;
+    }
+
     public static double Norm(double[] x) => Math.Sqrt(x.Sum(v => v * v));
 
     public static double Distance(double[] a, double[] b)

@@ -17,6 +17,8 @@ public sealed record EmaStabilityConfig
     /// <summary>x = αβλ_max/η values; null: <see cref="DefaultRatios"/> for each η (β = xη/(αλ_max)).</summary>
     public IReadOnlyList<double>? Ratios { get; init; }
     public int MaxSteps { get; init; } = 20_000;
+    /// <summary>Optimiser steps between anchor updates S for the trainer-schedule check (T_ema·Λ·minibatches; the default job's S = 10).</summary>
+    public IReadOnlyList<int> ScheduleSteps { get; init; } = [1, 3, 10];
     /// <summary>Window k of the Lemma 4.1 check.</summary>
     public int LemmaWindow { get; init; } = 25;
 
@@ -40,9 +42,19 @@ public sealed record EmaStabilityRow(
     public bool Agrees => Predicted == Simulated;
 }
 
-public sealed record EmaStabilityResult(EmaStabilityConfig Config, EmaProblem Problem, IReadOnlyList<EmaStabilityRow> Rows, IReadOnlyList<EmaTrajectory> Trajectories)
+/// <summary>
+/// One run of the trainer-schedule check: m = αβλ_max at <see cref="Ratio"/> times the boundary 1 + η^(−1/S), the lag's
+/// growth per anchor update over the last cycles, and whether the simulation's stability matches <see cref="TrainerSchedule"/>.
+/// </summary>
+public sealed record EmaScheduleRow(double Eta, int Steps, double Boundary, double Ratio, double AlphaBetaLambdaMax, double GrowthPerCycle, bool PredictedStable, bool SimulatedStable)
 {
-    public int Disagreements => Rows.Count(r => !r.Agrees);
+    public bool Agrees => PredictedStable == SimulatedStable;
+}
+
+public sealed record EmaStabilityResult(EmaStabilityConfig Config, EmaProblem Problem, IReadOnlyList<EmaStabilityRow> Rows, IReadOnlyList<EmaTrajectory> Trajectories,
+    IReadOnlyList<EmaScheduleRow> Schedule)
+{
+    public int Disagreements => Rows.Count(r => !r.Agrees) + Schedule.Count(r => !r.Agrees);
 }
 
 /// <summary>
@@ -69,7 +81,49 @@ public static class EmaStabilityStudy
                 trajectories.Add(tr);
                 rows.Add(Row(p, tr, x, c.LemmaWindow));
             }
-        return new EmaStabilityResult(c, p, rows, trajectories);
+        return new EmaStabilityResult(c, p, rows, trajectories, RunSchedule(c, p));
+    }
+
+    /// <summary>Ratios of m to the schedule's instability boundary the check places runs at: either side, close to it.</summary>
+    public static readonly IReadOnlyList<double> ScheduleRatios = [0.5, 0.9, 0.98, 1.02, 1.1];
+
+    /// <summary>
+    /// The trainer's schedule (<see cref="EmaDynamics.SimulateSchedule"/>) on the same problem at m = ratio·(1 + η^(−1/S)): stable
+    /// when the lag's change per anchor update has shrunk over 400 cycles (growth = its geometric mean factor per cycle).
+    /// </summary>
+    public static IReadOnlyList<EmaScheduleRow> RunSchedule(EmaStabilityConfig c, EmaProblem p)
+    {
+        var rows = new List<EmaScheduleRow>();
+        foreach (var eta in c.Etas.Where(e => e > 0 && e < 1))
+            foreach (int s in c.ScheduleSteps)
+            {
+                double edge = TrainerSchedule.UnstableBoundary(eta, s);
+                foreach (var x in ScheduleRatios)
+                {
+                    double m = x * edge;
+                    var norms = EmaDynamics.SimulateSchedule(p, c.Alpha, m / (c.Alpha * p.LambdaMax), eta, s, 400);
+                    int last = norms.Count - 1;
+                    double growth = Math.Pow(norms[last] / norms[0], 1.0 / Math.Max(1, last));
+                    bool simulatedStable = norms[last] < norms[0];
+                    rows.Add(new EmaScheduleRow(eta, s, edge, x, m, growth, TrainerSchedule.Predict(m, eta, s) != StabilityRegime.Unstable, simulatedStable));
+                }
+            }
+        return rows;
+    }
+
+    public const string ScheduleCsvFile = "ema-schedule.csv";
+
+    public static string WriteScheduleCsv(EmaStabilityResult r, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
+        var sb = new StringBuilder("eta,steps_per_anchor_update,unstable_boundary,ratio,alpha_beta_lambda_max,growth_per_cycle,predicted,simulated,agree\n");
+        foreach (var x in r.Schedule)
+            sb.Append(string.Join(",", F(x.Eta), x.Steps.ToString(CultureInfo.InvariantCulture), F(x.Boundary), F(x.Ratio), F(x.AlphaBetaLambdaMax), F(x.GrowthPerCycle),
+                x.PredictedStable ? "stable" : "unstable", x.SimulatedStable ? "stable" : "unstable", x.Agrees ? "yes" : "no")).Append('\n');
+        var path = Path.Combine(dir, ScheduleCsvFile);
+        File.WriteAllText(path, sb.ToString());
+        return path;
     }
 
     public static EmaStabilityRow Row(EmaProblem p, EmaTrajectory tr, double ratio, int lemmaWindow)

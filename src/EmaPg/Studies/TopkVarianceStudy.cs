@@ -1,3 +1,4 @@
+using EmaPg.Common;
 using EmaPg.Divergences;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -44,7 +45,7 @@ public static class TopkVarianceStudy
             double mass = c.Masses[mi];
             for (int t = 0; t < c.Tasks; t++)
             {
-                using var task = SyntheticTask.Create(c.Vocab, mass, Seed(c.Seed, t), device, c.DType);
+                using var task = SyntheticTask.Create(c.Vocab, mass, SeedMix.Combine(c.Seed, t), device, c.DType);
                 tasks.Add((mass, t, task.Scale, task.AchievedMass));
                 using var gTrue = BatchGradient.TrueGradient(task);
                 using var cdf = BatchGradient.Cdf(task);
@@ -58,7 +59,7 @@ public static class TopkVarianceStudy
                         {
                             cancel.ThrowIfCancellationRequested();
                             progress?.Report(new StudyProgress(done, total, $"m={mass} task {t + 1}/{c.Tasks} {e.Label} k={k} B={b}"));
-                            var gen = new Generator((ulong)Seed(c.Seed, t, mi, Array.IndexOf(VarianceEstimator.All.ToArray(), e), k, b));
+                            var gen = new Generator((ulong)SeedMix.Combine(c.Seed, t, mi, Array.IndexOf(VarianceEstimator.All.ToArray(), e), k, b));
                             var mc = Measure(task, est[e.Label], q, b, gTrue, cdf, gen, c);
                             taskCells.Add(new TaskCell(mass, k, b, e.Label, t, mc.Count, mc.Rmse / gNorm, mc.RelativeStandardError));
                             done++;
@@ -127,18 +128,4 @@ public static class TopkVarianceStudy
             })
             .OrderBy(x => x.Mass).ThenBy(x => x.Estimator).ThenBy(x => x.K).ThenBy(x => x.Batch)
             .ToList();
-
-    /// <summary>A deterministic 63-bit seed from the parts (SplitMix64 mixing), so cells do not depend on run order.</summary>
-    public static long Seed(params long[] parts)
-    {
-        ulong h = 0x9E3779B97F4A7C15UL;
-        foreach (var p in parts)
-        {
-            h ^= (ulong)p + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
-            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
-            h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
-            h ^= h >> 31;
-        }
-        return (long)(h & 0x7FFFFFFFFFFFFFFFUL);
-    }
 }

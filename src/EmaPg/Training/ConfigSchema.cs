@@ -56,7 +56,11 @@ public static class ConfigSchema
             _ => throw new UserError($"{name} must be true or false, got '{s}'."),
         });
 
-    public static readonly IReadOnlyList<string> Presets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward", "word-problems"];
+    /// <summary>The paper's four presets: what `emapg compare` runs by default.</summary>
+    public static readonly IReadOnlyList<string> PaperPresets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
+
+    /// <summary>Every preset: the paper's, RPG's headline variants (iterative reference) GSPO/CISPO with the EMA anchor, and the embedded word-problems job.</summary>
+    public static readonly IReadOnlyList<string> Presets = [.. PaperPresets, "rpg-fkl", "rpg-rkl", "rpg-ufkl", "rpg-urkl", "gspo", "cispo", "word-problems"];
 
     /// <summary>A free-text key; <paramref name="check"/> throws a <see cref="UserError"/> for a bad value.</summary>
     private static ConfigKey Text(string name, string section, string help, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set, Action<string>? check = null) =>
@@ -137,17 +141,21 @@ public static class ConfigSchema
 
         Int("inner_updates", "objective", "Λ, passes over the rollout batch per iteration (Alg. 3 line 13)", 1, 64, c => c.InnerUpdates, (c, v) => c with { InnerUpdates = v }),
         Int("minibatches", "objective", "optimiser steps per pass (the rollout batch is split evenly)", 1, 4096, c => c.Minibatches, (c, v) => c with { Minibatches = v }),
-        Real("clip_eps_low", "objective", "ε_low of clip-higher", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
-        Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
+        Real("clip_eps_low", "objective", "ε_low of the policy loss's clip (clip-higher, GSPO's sequence ratio, CISPO's weight, RPG's dual clip)", 0, 1, c => c.ClipEpsLow, (c, v) => c with { ClipEpsLow = v }),
+        Real("clip_eps_high", "objective", "ε_high of the policy loss's clip", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
+        Real("dual_clip_c", "objective", "c of RPG's dual clip: a token with A < 0 and π_θ/π_old > c gets no gradient (rpg-* losses only)", 1, double.PositiveInfinity, c => c.DualClipC, (c, v) => c with { DualClipC = v }, minOpen: true),
         Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
         Choice("fused_head", "objective", $"token log-probs, entropy and Top-k terms from hidden states with the vocabulary-chunked fused head, never an N×|V| tensor (estimators that need full logits always use them); auto = on from |V| ≥ {FusedHeadAutoVocab}", () => ["auto", "on", "off"], c => c.FusedHead, (c, v) => c with { FusedHead = v }),
-        Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip with ε_low/ε_high, App. A)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
+        Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip, App. A; gspo, cispo; rpg-*: RPG's objectives and grpo-k3*: GRPO's k3 term, which carry their own β·KL with kl_beta against the anchor, so kl_estimator is then only logged)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
         Choice("kl_estimator", "kl", "per-token KL estimator (docs/findings.md)", () => Estimators.Names, c => c.KlEstimator, (c, v) => c with { KlEstimator = v }),
         Real("kl_beta", "kl", "β, weight of the KL term (0 switches it off)", 0, 1e6, c => c.KlBeta, (c, v) => c with { KlBeta = v }),
         Int("kl_topk", "kl", "k of Top-k / truncated estimators", 0, 1 << 20, c => c.KlTopK, (c, v) => c with { KlTopK = v }),
         Real("is_clip_min", "kl", "s_min, lower clip of the off-policy weight s", 0, double.PositiveInfinity, c => c.IsClipMin, (c, v) => c with { IsClipMin = v }),
+        Choice("kl_agg_mode", "kl", "how KL̂ is averaged over tokens: same = as loss_agg_mode (the presets: J and KL̂ share one token mean, so β is per token); seq-mean-token-sum = App. A's Σ over a response's tokens, mean over responses (β per response: about the response length times stronger)",
+            () => ["same", .. LossAggregation.Names.Keys], c => c.KlAggMode, (c, v) => c with { KlAggMode = v }),
+        Real("kl_in_reward_coef", "kl", "β of the sequence-level KL in the reward, R − β·Σ_t log(π_old/π_ref) before advantages (eqs. 10–12, verl's use_kl_in_reward; 0 = off); adds to, does not replace, kl_beta's loss term", 0, 1e6, c => c.KlInRewardCoef, (c, v) => c with { KlInRewardCoef = v }),
         Real("is_clip_max", "kl", "s_max, upper clip of the off-policy weight s (inf = none)", 0, double.PositiveInfinity, c => c.IsClipMax, (c, v) => c with { IsClipMax = v }),
 
         Real("ema_eta", "anchor", "η of θ_ema ← ηθ_ema + (1−η)θ; 1 = fixed reference, 0 = hard reset", 0, 1, c => c.EmaEta, (c, v) => c with { EmaEta = v }),

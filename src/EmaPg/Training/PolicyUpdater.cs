@@ -29,6 +29,13 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
         var gen = x.Generation;
         long lp = x.PromptLength, L = x.ResponseLength, n = x.Sequences.shape[0];
         var shuffle = new Random(SeedMix.MixInt(config.Seed, t, 3));
+        // kl_in_reward_coef > 0: the sequence-level KL of θ_old against the anchor is taken off the reward before advantages
+        // (the experience's own advantages are of the raw reward).
+        var advantages = config.KlInRewardCoef > 0
+            ? Objectives.Advantages.WithSequenceKl(Objectives.Advantages.Get(config.AdvantageNorm), tensor(x.Rewards, dtype: x.OldLogp.dtype, device: x.OldLogp.device),
+                x.OldLogp, x.AnchorLogp, x.LossMask, config.KlInRewardCoef, config.GroupSize)
+            : x.Advantages;
+        LossAggregationMode? klMode = config.KlAggMode == "same" ? null : LossAggregation.Parse(config.KlAggMode);
         double klSum = 0, objSum = 0, clipSum = 0, gnSum = 0, entSum = 0, sMean = 0, sMax = 0;
         int steps = 0, applied = 0;
         long skipped = 0, trainTokens = 0;
@@ -73,8 +80,8 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
                 }
                 Tensor? klTok = kl?.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
                 var logp = inputs.PolicyLogp.reshape(b, L);
-                var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), x.Advantages.index_select(0, idx), mb, klTok, config.KlBeta,
-                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss);
+                var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), advantages.index_select(0, idx), mb, klTok, config.KlBeta,
+                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss, anchorLogp.reshape(b, L), config.DualClipC, klMode);
                 steps++;
                 using (no_grad())
                 {

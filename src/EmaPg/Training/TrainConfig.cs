@@ -63,6 +63,7 @@ public sealed record TrainConfig
     public int Minibatches { get; init; } = 1;
     public double ClipEpsLow { get; init; } = 0.2;
     public double ClipEpsHigh { get; init; } = 0.28;
+    public double DualClipC { get; init; } = 10.0;
     public string AdvantageNorm { get; init; } = "group";
     public string PolicyLoss { get; init; } = "clip-higher";
     public string FusedHead { get; init; } = "auto";
@@ -74,6 +75,8 @@ public sealed record TrainConfig
     public int KlTopK { get; init; } = 32;
     public double IsClipMin { get; init; } = 0.0;
     public double IsClipMax { get; init; } = 10.0;
+    public string KlAggMode { get; init; } = "same";
+    public double KlInRewardCoef { get; init; } = 0.0;
 
     // EMA anchor (eq. 2)
     public double EmaEta { get; init; } = 0.9;

@@ -218,8 +218,9 @@ public sealed class Trainer : IDisposable
         double margin = _c.LearningRate * _c.KlBeta * est.LambdaMaxUpperBound;
         m["fisher_trace"] = est.Trace;
         m["stability_margin"] = margin;
-        // Distance to the instability boundary 1 + η of eq. 9 (> 0: stable even for the upper bound).
-        m["stability_headroom"] = 1 + _c.EmaEta - margin;
+        // Distance to the instability boundary of this trainer's schedule, 1 + η^(−1/S) with S optimiser steps per anchor update
+        // (TrainerSchedule; eq. 9's 1 + η is for §4's order). > 0 guarantees stability of the linearised lag, nothing more.
+        m["stability_headroom"] = TrainerSchedule.UnstableBoundary(_c.EmaEta, TrainerSchedule.StepsPerAnchorUpdate(_c.EmaPeriod, _c.InnerUpdates, _c.Minibatches)) - margin;
     }
 
     /// <summary>pass@1 and pass@k of the current policy on the fixed test split.</summary>

@@ -15,7 +15,7 @@ public class AuditCommandTests
         if (offPolicy) args.Add("--off-policy");
         var (code, stdout, _) = CliRunner.Run(args.ToArray());
         Assert.Equal(0, code);
-        var rows = JsonDocument.Parse(stdout).RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("estimator").GetString()!);
+        var rows = JsonDocument.Parse(stdout).RootElement.GetProperty("estimators").EnumerateArray().ToDictionary(r => r.GetProperty("estimator").GetString()!);
 
         var expected = new[] { "exact-reverse", "exact-forward", "k1", "k2", "k3", "k3pp", "k4", "k5", "truncated-reverse", "truncated-forward",
             "topk-reverse-paper", "topk-forward-paper", "topk-reverse", "topk-forward" }
@@ -37,6 +37,20 @@ public class AuditCommandTests
             Assert.Equal(want, V(n));
         }
         Assert.Equal("KL(π_ref‖π_θ)", rows["k3"].GetProperty("gradientMatches").GetString());
+
+        // Policy losses: every registered one, unbiased for its objective except GRPO's unweighted k3 term, whose gradient is the
+        // forward KL's on-policy and no KL's off-policy (PolicyLossExpectationTests back each verdict).
+        var losses = JsonDocument.Parse(stdout).RootElement.GetProperty("policyLosses").EnumerateArray().ToDictionary(r => r.GetProperty("loss").GetString()!);
+        Assert.Equal(EmaPg.Objectives.PolicyLosses.Names.OrderBy(x => x), losses.Keys.OrderBy(x => x));
+        foreach (var (n, r) in losses)
+        {
+            bool grpo = n == "grpo-k3";
+            Assert.Equal(!grpo, r.GetProperty("gradientUnbiased").GetBoolean());
+            Assert.Equal(!grpo || !offPolicy, r.GetProperty("valueUnbiased").GetBoolean());
+        }
+        Assert.Equal(offPolicy ? "none" : "−E[A] + β·KL(π_ref‖π_θ)", losses["grpo-k3"].GetProperty("gradientMatches").GetString());
+        Assert.Equal("−E[A] + β·KL(π_θ‖π_ref)", losses["grpo-k3-corrected"].GetProperty("gradientMatches").GetString());
+        Assert.Equal("−E[A] + β·KL(π_ref‖π_θ)", losses["rpg-ufkl-reinforce"].GetProperty("gradientMatches").GetString());
     }
 
     [Fact]

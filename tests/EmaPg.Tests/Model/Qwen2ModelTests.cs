@@ -127,17 +127,4 @@ public class Qwen2ModelTests
         using (no_grad()) q.add_(1.0);
         Assert.False(TinyModels.Same(p, q));
     }
-
-    [Fact]
-    public void LerpParametersFromMovesTowardsTheSource()
-    {
-        using var scope = NewDisposeScope();
-        using var anchor = TinyModels.Float64(seed: 1);
-        using var online = TinyModels.Float64(seed: 2);
-        var before = anchor.named_parameters().Select(p => p.parameter.clone()).ToList();
-        anchor.LerpParametersFrom(online, 0.25);
-        foreach (var ((_, a), (b, o)) in anchor.named_parameters().Zip(before.Zip(online.parameters())))
-            Assert.True((a - (0.75 * b + 0.25 * o)).abs().max().item<double>() < 1e-14);
-        Assert.Throws<UserError>(() => anchor.LerpParametersFrom(online, 1.5));
-    }
 }

@@ -91,4 +91,31 @@ public class ObjectiveTests
         var got = D(logp.grad!);
         for (int i = 0; i < 4; i++) Assert.Equal(want[i], got[i], 12);
     }
+
+    [Fact]
+    public void SequenceKlInTheRewardIsSubtractedPerResponseOverItsMaskedTokensBeforeAdvantages()
+    {
+        using var scope = NewDisposeScope();
+        var old = tensor(new double[,] { { -1, -2, -9 }, { -0.5, -1, -1 } });
+        var anchor = tensor(new double[,] { { -1.5, -1, 0 }, { -1, -1, -3 } });
+        var mask = tensor(new double[,] { { 1, 1, 0 }, { 1, 1, 1 } });
+        // KL_seq = [(.5 − 1), (.5 + 0 + 2)] = [−.5, 2.5]; R − .2·KL = [1.1, −.5]; group of 2, no std: ±.8.
+        var a = Advantages.WithSequenceKl(Advantages.Get("none"), tensor(new[] { 1.0, 0.0 }), old, anchor, mask, 0.2, 2);
+        Assert.Equal(0.8, D(a)[0], 12);
+        Assert.Equal(-0.8, D(a)[1], 12);
+    }
+
+    [Fact]
+    public void KlCanBeAggregatedPerSequenceSumWhileJStaysATokenMean()
+    {
+        using var scope = NewDisposeScope();
+        var logp = tensor(new double[,] { { -1, -2 }, { -0.5, -3 } }).requires_grad_(true);
+        var mask = tensor(new double[,] { { 1, 1 }, { 1, 0 } });
+        var kl = tensor(new double[,] { { 1, 2 }, { 4, 8 } });
+        var t = KlRegularizedLoss.Compute(logp, logp.detach(), tensor(new[] { 2.0, -1.0 }), mask, kl, 0.1, LossAggregationMode.TokenMean,
+            klMode: LossAggregationMode.SeqMeanTokenSum);
+        Assert.Equal((3.0 + 4) / 2, t.Kl.item<double>(), 12);       // App. A: Σ_t per response, mean over responses
+        Assert.Equal(1.0, t.PolicyObjective.item<double>(), 12);     // (2 + 2 − 1)/3, still a token mean
+        Assert.Equal(-1 + 0.1 * 3.5, t.Loss.item<double>(), 12);
+    }
 }

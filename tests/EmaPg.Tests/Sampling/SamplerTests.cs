@@ -108,6 +108,6 @@ public class SamplerTests
         using var result = Sampler.Generate(model, Prompts, Options(), gen);
         using var score = Scorer.Score(model, result);
         (score.LogProbs * result.ResponseMask.to_type(ScalarType.Float64)).sum().backward();
-        Assert.All(model.parameters(), p => Assert.NotNull(p.grad));
+        Assert.All(model.parameters(), p => Assert.True(p.grad is not null && p.grad.abs().sum().item<double>() > 0));
     }
 }

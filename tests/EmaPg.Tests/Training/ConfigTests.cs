@@ -22,6 +22,19 @@ public class ConfigTests
         if (preset.StartsWith("ema-pg")) Assert.Equal(32, c.KlTopK);
     }
 
+    [Theory]
+    [InlineData("rpg-fkl", "rpg-fkl-reinforce", 0.0, "token-mean")]
+    [InlineData("rpg-urkl", "rpg-urkl-reinforce", 0.0, "token-mean")]
+    [InlineData("gspo", "gspo", 0.9, "seq-mean-token-mean")]
+    [InlineData("cispo", "cispo", 0.9, "token-mean")]
+    public void PolicyLossPresetsCarryTheirAlgorithmsSettings(string preset, string loss, double eta, string agg)
+    {
+        var c = ConfigFile.Resolve(preset, null, []);
+        Assert.Equal((preset, loss, eta, agg, 10), (c.Preset, c.PolicyLoss, c.EmaEta, c.LossAggMode, c.EmaPeriod));
+        if (preset == "gspo") Assert.Equal((3e-4, 4e-4), (c.ClipEpsLow, c.ClipEpsHigh));
+        if (preset.StartsWith("rpg")) Assert.Equal((0.2, 0.28, 10.0), (c.ClipEpsLow, c.ClipEpsHigh, c.DualClipC));
+    }
+
     [Fact]
     public void ResolvedConfigRoundTripsThroughItsFileFormat()
     {

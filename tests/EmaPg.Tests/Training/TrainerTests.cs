@@ -59,6 +59,40 @@ public class TrainerTests : IDisposable
         Assert.Equal(0, trainer.State.SkippedSteps);
     }
 
+    /// <summary>An RPG preset's and the GSPO/CISPO presets' settings (policy loss, clip, aggregation, anchor schedule) on the tiny task: each must learn it.</summary>
+    [Theory]
+    [InlineData("rpg-fkl")]
+    [InlineData("gspo")]
+    [InlineData("cispo")]
+    public void EveryPolicyLossPresetRaisesRewardOnATriviallyLearnableTask(string preset)
+    {
+        var task = new SaySevenTask();
+        using var basePolicy = RandomPolicy(task);
+        var c = ConfigFile.Apply(TinyRl, ConfigFile.PresetText(preset), preset) with { KlTopK = 4, KlBeta = 0.01, EmaPeriod = 2 };
+        using var trainer = new Trainer(c, task, basePolicy, 0, 0);
+        var rewards = Enumerable.Range(1, 14).Select(t => trainer.Iteration(t)["reward_mean"]).ToList();
+        Assert.True(rewards.Take(3).Average() < 0.3 && rewards.TakeLast(3).Average() > 0.8, $"{preset}: rewards {string.Join(", ", rewards.Select(r => r.ToString("F2")))}");
+        Assert.Equal(0, trainer.State.SkippedSteps);
+    }
+
+    [Fact]
+    public void KlInTheRewardAndPerSequenceKlAggregationChangeTheUpdateAndOffLeaveItAsItWas()
+    {
+        var task = new SaySevenTask();
+        double GradNorm(TrainConfig c)
+        {
+            using var basePolicy = RandomPolicy(task);
+            using var trainer = new Trainer(c, task, basePolicy, 0, 0);
+            trainer.Iteration(1);   // the anchor starts as the policy (KL = 0); after one update they differ
+            return trainer.Iteration(2)["grad_norm"];
+        }
+        var c0 = TinyRl with { GradClip = 0, KlBeta = 0.5 };
+        double plain = GradNorm(c0);
+        Assert.Equal(plain, GradNorm(c0 with { KlAggMode = "token-mean" }));   // = loss_agg_mode: the same computation
+        Assert.NotEqual(plain, GradNorm(c0 with { KlAggMode = "seq-mean-token-sum" }));
+        Assert.NotEqual(plain, GradNorm(c0 with { KlInRewardCoef = 0.5 }));
+    }
+
     [Fact]
     public void IterationsLeaveNoLiveTensorsBehind()
     {
@@ -85,6 +119,8 @@ public class TrainerTests : IDisposable
         // First mini-batch is on-policy (s = 1), so the mean IS weight is close to 1 and the margin is α·β·tr F̂.
         Assert.InRange(m["is_weight_mean"], 0.5, 2.0);
         Assert.Equal(TinyRl.LearningRate * TinyRl.KlBeta * m["fisher_trace"], m["stability_margin"], 12);
+        // Headroom to the schedule's boundary 1 + η^(−1/S), S = T_ema·Λ·minibatches = 2·1·2.
+        Assert.Equal(1 + Math.Pow(TinyRl.EmaEta, -1.0 / 4) - m["stability_margin"], m["stability_headroom"], 12);
     }
 
     [Fact]
