@@ -25,6 +25,14 @@ public abstract class CausalLM : nn.Module<Tensor, Tensor>
     public Device Device { get; }
     public ScalarType DType { get; }
 
+    /// <summary>
+    /// Activation checkpointing per decoder layer: while autograd records, each layer keeps only its input and runs its
+    /// forward again in the backward pass (one more forward of the body per step, layer activations never all held at once).
+    /// Values and gradients are those of the plain forward. Off by default; the trainer sets it from
+    /// <c>activation_checkpointing</c>. Not copied by <see cref="Clone"/>.
+    /// </summary>
+    public bool ActivationCheckpointing { get; set; }
+
     /// <summary>Distinct parameters (tied embeddings count once).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 

@@ -51,7 +51,7 @@ public sealed class DecoderLM : CausalLM
     }
 
     public override Tensor HiddenStates(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        _model.Forward(inputIds, attentionMask, cache);
+        _model.Forward(inputIds, attentionMask, cache, ActivationCheckpointing);
 
     public override Tensor LmHeadWeight => _lmHead is null ? _model.EmbedTokens.weight! : _lmHead.weight!;
 

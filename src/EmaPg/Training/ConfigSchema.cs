@@ -96,6 +96,7 @@ public static class ConfigSchema
         Real("clip_eps_high", "objective", "ε_high of clip-higher", 0, 10, c => c.ClipEpsHigh, (c, v) => c with { ClipEpsHigh = v }),
         Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
         Choice("fused_head", "objective", $"token log-probs, entropy and Top-k terms from hidden states with the vocabulary-chunked fused head, never an N×|V| tensor (estimators that need full logits always use them); auto = on from |V| ≥ {FusedHeadAutoVocab}", () => ["auto", "on", "off"], c => c.FusedHead, (c, v) => c with { FusedHead = v }),
+        Choice("activation_checkpointing", "objective", $"per decoder layer, keep only each layer's input and recompute its forward in the backward pass (one more forward per update, a fraction of the activation memory; gradients unchanged); auto = on from {CheckpointingAutoParameters / 1_000_000}M parameters", () => ["auto", "on", "off"], c => c.ActivationCheckpointing, (c, v) => c with { ActivationCheckpointing = v }),
         Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip with ε_low/ε_high, App. A)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
@@ -136,6 +137,18 @@ public static class ConfigSchema
             "auto" => vocab >= FusedHeadAutoVocab,
             _ => throw new UserError($"fused_head must be one of auto, on, off, got '{c.FusedHead}'."),
         };
+
+    /// <summary>Parameter count from which activation_checkpointing = auto recomputes layers: the toy policy (≈0.6M) keeps its plain, faster backward.</summary>
+    public const long CheckpointingAutoParameters = 50_000_000;
+
+    /// <summary>Whether the trainer's policy uses activation checkpointing at <paramref name="parameters"/> parameters.</summary>
+    public static bool UseActivationCheckpointing(TrainConfig c, long parameters) => c.ActivationCheckpointing switch
+    {
+        "on" => true,
+        "off" => false,
+        "auto" => parameters >= CheckpointingAutoParameters,
+        _ => throw new UserError($"activation_checkpointing must be one of auto, on, off, got '{c.ActivationCheckpointing}'."),
+    };
 
     public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));
 

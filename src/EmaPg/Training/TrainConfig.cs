@@ -41,6 +41,7 @@ public sealed record TrainConfig
     public string AdvantageNorm { get; init; } = "group";
     public string PolicyLoss { get; init; } = "clip-higher";
     public string FusedHead { get; init; } = "auto";
+    public string ActivationCheckpointing { get; init; } = "auto";
     public string LossAggMode { get; init; } = "token-mean";
 
     // KL regulariser (§5, Alg. 1–2)

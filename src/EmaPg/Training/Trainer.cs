@@ -60,6 +60,7 @@ public sealed class Trainer : IDisposable
         _device = basePolicy.Device;
         _policy = basePolicy.Clone();
         _policy.train();
+        _policy.ActivationCheckpointing = ConfigSchema.UseActivationCheckpointing(config, _policy.ParameterCount);
         _anchor = basePolicy.Clone();   // Alg. 3 line 1: θ_ema ← θ
         _anchor.eval();
         foreach (var p in _anchor.parameters()) p.requires_grad = false;
