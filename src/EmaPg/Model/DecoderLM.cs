@@ -66,9 +66,9 @@ public sealed class DecoderLM : CausalLM
         return new KvCache(Config.NumHiddenLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim, DType, Device);
     }
 
-    public override CausalLM Clone()
+    public override CausalLM Clone(ScalarType? dtype = null)
     {
-        var copy = new DecoderLM(Config, Device, DType);
+        var copy = new DecoderLM(Config, Device, dtype ?? DType);
         copy.CopyParametersFrom(this);
         copy.train(training);
         return copy;

@@ -108,6 +108,7 @@ public static class ConfigSchema
 
         Real("ema_eta", "anchor", "η of θ_ema ← ηθ_ema + (1−η)θ; 1 = fixed reference, 0 = hard reset", 0, 1, c => c.EmaEta, (c, v) => c with { EmaEta = v }),
         Int("ema_period", "anchor", "T_ema, iterations between anchor updates", 1, 1_000_000, c => c.EmaPeriod, (c, v) => c with { EmaPeriod = v }),
+        Choice("anchor_dtype", "anchor", "dtype the EMA anchor is kept in: exact (the policy's, float32) or bfloat16 (half the memory; each EMA update rounds θ_ema to 8 significant bits and the anchor's body runs in bfloat16, its head in float32; docs/benchmarks.md measures the KL it shifts)", () => ["exact", "bfloat16"], c => c.AnchorDtype, (c, v) => c with { AnchorDtype = v }),
 
         Real("learning_rate", "optimizer", "AdamW learning rate", 0, 1, c => c.LearningRate, (c, v) => c with { LearningRate = v }, minOpen: true),
         Real("weight_decay", "optimizer", "decoupled weight decay", 0, 1, c => c.WeightDecay, (c, v) => c with { WeightDecay = v }),
@@ -148,6 +149,14 @@ public static class ConfigSchema
         "off" => false,
         "auto" => parameters >= CheckpointingAutoParameters,
         _ => throw new UserError($"activation_checkpointing must be one of auto, on, off, got '{c.ActivationCheckpointing}'."),
+    };
+
+    /// <summary>The anchor's parameter dtype from anchor_dtype; null = the policy's.</summary>
+    public static TorchSharp.torch.ScalarType? AnchorScalarType(TrainConfig c) => c.AnchorDtype switch
+    {
+        "exact" => null,
+        "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+        _ => throw new UserError($"anchor_dtype must be one of exact, bfloat16, got '{c.AnchorDtype}'."),
     };
 
     public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));

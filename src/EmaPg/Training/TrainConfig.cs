@@ -54,6 +54,7 @@ public sealed record TrainConfig
     // EMA anchor (eq. 2)
     public double EmaEta { get; init; } = 0.9;
     public int EmaPeriod { get; init; } = 10;
+    public string AnchorDtype { get; init; } = "exact";
 
     // Optimiser (AdamW, decoupled weight decay)
     public double LearningRate { get; init; } = 3e-4;
