@@ -23,8 +23,11 @@ public sealed record TrainStepBenchOptions
     /// <summary>Positions per row: <see cref="PromptLength"/> prompt tokens, the rest response tokens (which carry the loss).</summary>
     public int SeqLen { get; init; } = 512;
     public int PromptLength { get; init; } = 32;
-    /// <summary>Timed updates per variant after one untimed warm-up update (which allocates gradients); medians are reported.</summary>
+    /// <summary>Timed updates per variant; medians are reported.</summary>
     public int Reps { get; init; } = 1;
+    /// <summary>Untimed updates before the first variant's timed ones (each costs as much as a timed one on this machine; with none,
+    /// the first timed update also first-touches the gradient buffers).</summary>
+    public int Warmup { get; init; }
     /// <summary>Which (fused head, checkpointing) pairs to run, the default configuration (true, true) first.</summary>
     public IReadOnlyList<(bool Fused, bool Checkpointing)> Variants { get; init; } = AllVariants;
     public long Seed { get; init; }
@@ -41,7 +44,7 @@ public sealed record TrainStepVariant(string Name, bool FusedHead, bool Activati
 
 /// <param name="StaticBytes">policy + gradients + AdamW moments and scratch + EMA anchor (what any step holds regardless of tokens)</param>
 public sealed record TrainStepBenchReport(
-    string Benchmark, string Date, string Like, long Parameters, int Tokens, int Rows, int SeqLen, int PromptLength, int Reps,
+    string Benchmark, string Date, string Like, long Parameters, int Tokens, int Rows, int SeqLen, int PromptLength, int Reps, int Warmup,
     long StaticBytes, long RssBeforeBytes, IReadOnlyList<TrainStepVariant> Variants, string Estimator, int K,
     int ProcessorCount, int TorchThreads, string Os, string TorchSharp);
 
@@ -50,7 +53,7 @@ public sealed record TrainStepBenchReport(
 /// with the clip-higher loss and β·Top-k reverse KL, a guarded AdamW step; then <see cref="EmaAnchor.Update"/>) on a randomly
 /// initialised model with a real model's config, on synthetic rollouts (random tokens, log-probs of a uniform policy, random
 /// advantages and q). Each (fused head, checkpointing) variant runs on the same policy, optimiser and anchor, so the static
-/// state is the same; the default (fused + checkpointing) runs first and its peak includes the warm-up update that
+/// state is the same; the default (fused + checkpointing) runs first and its peak includes the first update, which
 /// allocates the gradients. Peak memory is the process's VmHWM, reset (clear_refs) before each variant: everything the
 /// process holds counts (runtime, libtorch, the static state, activations).
 /// </summary>
@@ -63,6 +66,7 @@ public static class TrainStepBench
         Check.Range("--tokens", o.Tokens, o.SeqLen, 1 << 22);
         if (o.Tokens % o.SeqLen != 0) throw new UserError($"--tokens must be a multiple of --seq-len ({o.SeqLen}), got {o.Tokens}.");
         Check.Range("--reps", o.Reps, 1, 100);
+        Check.Range("--warmup", o.Warmup, 0, 100);
         if (o.Variants.Count == 0) throw new UserError("--variants must name at least one variant.");
         var modelConfig = HfConfig.Parse(HfConfig.Known(o.Like), $"--like {o.Like}").Model;
         if (o.SeqLen > modelConfig.MaxPositionEmbeddings) throw new UserError($"--seq-len must be ≤ max_position_embeddings ({modelConfig.MaxPositionEmbeddings}), got {o.SeqLen}.");
@@ -70,7 +74,7 @@ public static class TrainStepBench
         progress?.Invoke($"initialising a random {o.Like} (float32) and its anchor");
         using var policy = new DecoderLM(modelConfig, CPU, ScalarType.Float32, o.Seed);
         policy.train();
-        using var anchor = policy.Clone();
+        using var anchor = new DecoderLM(modelConfig, CPU, ScalarType.Float32, o.Seed);   // = policy.Clone(), without a second init and copy
         anchor.eval();
         foreach (var p in anchor.parameters()) p.requires_grad = false;
         var config = new TrainConfig { Minibatches = 1, InnerUpdates = 1, Seed = (int)o.Seed };
@@ -82,6 +86,8 @@ public static class TrainStepBench
 
         int rows = o.Tokens / o.SeqLen;
         var x = SyntheticExperience(modelConfig.VocabSize, rows, o.PromptLength, o.SeqLen - o.PromptLength, config.KlTopK, o.Seed);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         long rssBefore = MemoryProbe.RssAvailable ? MemoryProbe.RssBytes() : 0;
         var results = new List<TrainStepVariant>();
         bool warmedUp = false;
@@ -94,13 +100,13 @@ public static class TrainStepBench
             GC.Collect();
             GC.WaitForPendingFinalizers();
             if (MemoryProbe.RssAvailable) MemoryProbe.ResetPeak();
-            if (!warmedUp)
+            for (int w = 0; w < o.Warmup && !warmedUp; w++)
             {
                 var sw0 = Stopwatch.StartNew();
                 Update(updater, anchor, policy, x, 0);
-                progress?.Invoke($"{name}: warm-up update {sw0.Elapsed.TotalSeconds:0.0} s");
-                warmedUp = true;
+                progress?.Invoke($"{name}: warm-up update {w + 1}/{o.Warmup} {sw0.Elapsed.TotalSeconds:0.0} s");
             }
+            warmedUp = true;
             var seconds = new List<double>();
             double loss = double.NaN;
             for (int r = 0; r < o.Reps; r++)
@@ -116,7 +122,7 @@ public static class TrainStepBench
                 peak is { } pk ? (double)pk / staticBytes : null, loss));
         }
         x.Generation.Dispose();
-        return new TrainStepBenchReport("train-step", BenchStats.UtcNow(), o.Like, policy.ParameterCount, o.Tokens, rows, o.SeqLen, o.PromptLength, o.Reps,
+        return new TrainStepBenchReport("train-step", BenchStats.UtcNow(), o.Like, policy.ParameterCount, o.Tokens, rows, o.SeqLen, o.PromptLength, o.Reps, o.Warmup,
             staticBytes, rssBefore, results, config.KlEstimator, config.KlTopK, Environment.ProcessorCount, torch.get_num_threads(), BenchStats.Os, BenchStats.TorchSharpVersion);
     }
 

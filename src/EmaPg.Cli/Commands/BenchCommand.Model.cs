@@ -21,11 +21,12 @@ public static partial class BenchCommand
         var tokens = new Option<int>("--tokens") { Description = "Tokens per update (rows × --seq-len), a multiple of --seq-len", DefaultValueFactory = _ => d.Tokens };
         var seqLen = new Option<int>("--seq-len") { Description = "Positions per row (prompt + response)", DefaultValueFactory = _ => d.SeqLen };
         var promptLength = new Option<int>("--prompt-length") { Description = "Prompt positions per row (the response positions carry the loss)", DefaultValueFactory = _ => d.PromptLength };
-        var reps = new Option<int>("--reps") { Description = "Timed updates per variant, 1..100 (after one warm-up update); medians are reported", DefaultValueFactory = _ => d.Reps };
+        var reps = new Option<int>("--reps") { Description = "Timed updates per variant, 1..100; medians are reported", DefaultValueFactory = _ => d.Reps };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed updates before the first variant, 0..100 (with 0 the first timed update also first-touches the gradients)", DefaultValueFactory = _ => d.Warmup };
         var variants = new Option<string>("--variants") { Description = "Comma list of fused+ckpt, unfused+ckpt, fused, unfused (run in that order; fused+ckpt is the default configuration and --json's figures)", DefaultValueFactory = _ => string.Join(",", TrainStepBenchOptions.AllVariants.Select(TrainStepBenchOptions.VariantName)) };
         var seed = new Option<int>("--seed") { Description = "Seed of the model init and the synthetic rollouts", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print {\"tokens_per_second\",\"peak_rss_bytes\",\"static_bytes\"} of the default configuration, then the full report" };
-        foreach (var o in new Option[] { like, tokens, seqLen, promptLength, reps, variants, seed, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { like, tokens, seqLen, promptLength, reps, warmup, variants, seed, json }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
             var opts = new TrainStepBenchOptions
@@ -35,6 +36,7 @@ public static partial class BenchCommand
                 SeqLen = pr.GetValue(seqLen),
                 PromptLength = pr.GetValue(promptLength),
                 Reps = pr.GetValue(reps),
+                Warmup = pr.GetValue(warmup),
                 Variants = ParseVariants(pr.GetValue(variants)!),
                 Seed = Check.Range("--seed", pr.GetValue(seed), 0, int.MaxValue),
             };
@@ -72,8 +74,8 @@ public static partial class BenchCommand
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var t = new Table().Border(TableBorder.Rounded)
-            .Title($"EMA-PG update: {rep.Like} ({rep.Parameters:N0} parameters, float32, random init), {rep.Tokens} tokens = {rep.Rows} rows × {rep.SeqLen} (prompt {rep.PromptLength}), {rep.Estimator} k = {rep.K}, CPU, {rep.TorchThreads} torch threads, median of {rep.Reps}")
-            .AddColumns("variant", "update (s), median", "tokens/s", "peak RSS", "peak ÷ static", "mean KL");
+            .Title($"EMA-PG update: {rep.Like} ({rep.Parameters:N0} parameters, float32, random init), {rep.Tokens} tokens = {rep.Rows} rows × {rep.SeqLen} (prompt {rep.PromptLength}), {rep.Estimator} k = {rep.K}, CPU, {rep.TorchThreads} torch threads, median of {rep.Reps} after {rep.Warmup} warm-up")
+            .AddColumns("variant", "update (s), median", "tokens/s", "peak RSS", "peak ÷ static", "KL (the policy moves between variants)");
         foreach (var v in rep.Variants)
             t.AddRow(v.Name, F(v.SecondsMedian, "0.0"), F(v.TokensPerSecond, "0.0"), v.PeakRssBytes is { } p ? Bytes(p) : "n/a", X(v.PeakOverStatic), F(v.Loss, "0.000000"));
         var def = rep.Variants.FirstOrDefault(v => v.FusedHead && v.ActivationCheckpointing);
@@ -84,7 +86,7 @@ public static partial class BenchCommand
         AnsiConsole.MarkupLine(Markup.Escape($"static state (policy, gradients, AdamW moments and scratch, EMA anchor): {Bytes(rep.StaticBytes)}; RSS before the updates: {Bytes(rep.RssBeforeBytes)}"));
         if (def?.PeakOverStatic is { } r)
             AnsiConsole.MarkupLine(Markup.Escape($"goal: peak ≤ 1.5 × static state (fused+ckpt): {(r <= 1.5 ? "met" : "NOT met")} ({r:0.00}×)"));
-        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}. Peak RSS: the process's VmHWM, reset before each variant; the first variant's includes the warm-up update that allocates the gradients.")}[/]");
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape($"{rep.Date}, {rep.ProcessorCount} logical CPUs, {rep.Os}, TorchSharp {rep.TorchSharp}. Peak RSS: the process's VmHWM, reset before each variant; the first variant's includes the first update, which allocates the gradients.")}[/]");
     }
 
     private static Command CreateSample()

@@ -40,6 +40,7 @@ public sealed class DecoderLM : CausalLM
         // A private generator keeps model init independent of (and from disturbing) the global RNG.
         using var gen = new Generator((ulong)seed, CPU);
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();   // the normal_ temporaries: a model's worth of memory otherwise left to the finalizer
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal))
