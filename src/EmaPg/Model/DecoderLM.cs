@@ -40,9 +40,9 @@ public sealed class DecoderLM : CausalLM
         // A private generator keeps model init independent of (and from disturbing) the global RNG.
         using var gen = new Generator((ulong)seed, CPU);
         using var noGrad = no_grad();
-        using var scope = NewDisposeScope();   // the normal_ temporaries: a model's worth of memory otherwise left to the finalizer
         foreach (var (name, p) in named_parameters())
         {
+            using var scope = NewDisposeScope();   // frees each normal_ temporary at once rather than leaving a model's worth to the finalizer
             if (name.EndsWith(".bias", StringComparison.Ordinal))
                 p.zero_();
             else if (p.dim() == 2)
