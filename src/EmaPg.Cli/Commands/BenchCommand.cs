@@ -14,8 +14,9 @@ namespace EmaPg.Cli.Commands;
 /// `emapg bench adamw`: TorchSharp's AdamW against the library's in-place one.
 /// `emapg bench tokenizer`: encoding throughput of HF's Rust tokenizers (Tokenizers.DotNet) against Microsoft.ML.Tokenizers.
 /// `emapg bench head`: the unfused LM head + loss (full logits) against the fused, chunked token head, and the GEMM floor.
+/// `emapg bench train-step`, `emapg bench sample`: a whole update and KV-cached decoding of a real-shape model (BenchCommand.Model.cs).
 /// </summary>
-public static class BenchCommand
+public static partial class BenchCommand
 {
     public static Command Create()
     {
@@ -25,6 +26,8 @@ public static class BenchCommand
         cmd.Subcommands.Add(CreateTokenizer());
         cmd.Subcommands.Add(CreateLoad());
         cmd.Subcommands.Add(CreateHead());
+        cmd.Subcommands.Add(CreateTrainStep());
+        cmd.Subcommands.Add(CreateSample());
         return cmd;
     }
 

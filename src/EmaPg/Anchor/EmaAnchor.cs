@@ -46,7 +46,15 @@ public sealed class EmaAnchor
             if (!source.TryGetValue(name, out var p) || !p.shape.SequenceEqual(a.shape))
                 throw new ArgumentException($"anchor tensor '{name}' has no same-shaped counterpart in the policy.");
             if (eta == 0.0 || !a.is_floating_point()) a.copy_(p);   // integer buffers (counters) cannot be averaged
-            else a.mul_(eta).add_(p, alpha: 1.0 - eta);
+            else if (a.dtype == p.dtype) a.mul_(eta).add_(p, alpha: 1.0 - eta);
+            else
+            {
+                // A lower-precision anchor (anchor_dtype = bfloat16): in the policy's dtype, then rounded once. In place in
+                // bfloat16, η and 1 − η would themselves be rounded to bfloat16 (0.9 → 0.8984, 0.1 → 0.1001: weights summing
+                // to 0.9984, a shrinkage of the anchor at every update).
+                using var scope = NewDisposeScope();
+                a.copy_(a.to_type(p.dtype).mul_(eta).add_(p, alpha: 1.0 - eta));
+            }
         }
     }
 

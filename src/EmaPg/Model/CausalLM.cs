@@ -25,6 +25,14 @@ public abstract class CausalLM : nn.Module<Tensor, Tensor>
     public Device Device { get; }
     public ScalarType DType { get; }
 
+    /// <summary>
+    /// Activation checkpointing per decoder layer: while autograd records, each layer keeps only its input and runs its
+    /// forward again in the backward pass (one more forward of the body per step, layer activations never all held at once).
+    /// Values and gradients are those of the plain forward. Off by default; the trainer sets it from
+    /// <c>activation_checkpointing</c>. Not copied by <see cref="Clone"/>.
+    /// </summary>
+    public bool ActivationCheckpointing { get; set; }
+
     /// <summary>Distinct parameters (tied embeddings count once).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
@@ -50,8 +58,10 @@ public abstract class CausalLM : nn.Module<Tensor, Tensor>
     public abstract KvCache CreateCache(long batch, int capacity);
 
     /// <summary>A new, independent model with the same config, device, dtype and parameter values
-    /// (e.g. the frozen π_old or the EMA anchor). Its parameters still require grad; freeze as needed.</summary>
-    public abstract CausalLM Clone();
+    /// (e.g. the frozen π_old or the EMA anchor). Its parameters still require grad; freeze as needed.
+    /// With <paramref name="dtype"/> the copy holds its parameters in that dtype instead (each value rounded once), e.g. a
+    /// BFloat16 anchor.</summary>
+    public abstract CausalLM Clone(ScalarType? dtype = null);
 
     public override Tensor forward(Tensor inputIds) => Forward(inputIds);
 
@@ -61,6 +71,10 @@ public abstract class CausalLM : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         return Logits(HiddenStates(inputIds, attentionMask, cache)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether parameters are held in a 16-bit float type (a BFloat16 anchor): callers that need float32 log-probs upcast
+    /// hidden states and the head weight before the head.</summary>
+    public bool IsReducedPrecision => DType is ScalarType.BFloat16 or ScalarType.Float16;
 
     /// <summary>Logits [.., V] from hidden states [.., hidden]: the LM head.</summary>
     protected virtual Tensor Logits(Tensor hidden) => matmul(hidden, LmHeadWeight.t());

@@ -42,6 +42,7 @@ public sealed class DecoderLM : CausalLM
         using var noGrad = no_grad();
         foreach (var (name, p) in named_parameters())
         {
+            using var scope = NewDisposeScope();   // frees each normal_ temporary at once rather than leaving a model's worth to the finalizer
             if (name.EndsWith(".bias", StringComparison.Ordinal))
                 p.zero_();
             else if (p.dim() == 2)
@@ -51,7 +52,7 @@ public sealed class DecoderLM : CausalLM
     }
 
     public override Tensor HiddenStates(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>
-        _model.Forward(inputIds, attentionMask, cache);
+        _model.Forward(inputIds, attentionMask, cache, ActivationCheckpointing);
 
     public override Tensor LmHeadWeight => _lmHead is null ? _model.EmbedTokens.weight! : _lmHead.weight!;
 
@@ -66,9 +67,9 @@ public sealed class DecoderLM : CausalLM
         return new KvCache(Config.NumHiddenLayers, batch, Config.NumKeyValueHeads, capacity, Config.HeadDim, DType, Device);
     }
 
-    public override CausalLM Clone()
+    public override CausalLM Clone(ScalarType? dtype = null)
     {
-        var copy = new DecoderLM(Config, Device, DType);
+        var copy = new DecoderLM(Config, Device, dtype ?? DType);
         copy.CopyParametersFrom(this);
         copy.train(training);
         return copy;

@@ -30,8 +30,9 @@ public sealed class Qwen2Model : nn.Module
     internal Embedding EmbedTokens => _embed;
     internal RotaryEmbedding Rotary => _rotary;
 
-    /// <summary>See <see cref="CausalLM.HiddenStates"/> for the meaning of the arguments.</summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache)
+    /// <summary>See <see cref="CausalLM.HiddenStates"/> for the meaning of the arguments; <paramref name="checkpoint"/>: see
+    /// <see cref="CausalLM.ActivationCheckpointing"/> (applies only when autograd records and there is no cache).</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask, KvCache? cache, bool checkpoint = false)
     {
         using var scope = NewDisposeScope();
         long b = inputIds.shape[0], t = inputIds.shape[1];
@@ -63,8 +64,9 @@ public sealed class Qwen2Model : nn.Module
 
         var h = _embed.forward(inputIds);
         var (cos, sin) = _rotary.Compute(positions, h.dtype);
+        bool recompute = checkpoint && cache is null && is_grad_enabled() && h.requires_grad;
         foreach (var layer in _layers)
-            h = layer.Forward(h, cos, sin, allowed, cache);
+            h = recompute ? CheckpointedLayerFunction.apply(layer, h, cos, sin, allowed)[0] : layer.Forward(h, cos, sin, allowed, cache);
         cache?.Advance((int)t);
         return _norm.forward(h).MoveToOuterDisposeScope();
     }

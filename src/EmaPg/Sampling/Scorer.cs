@@ -36,7 +36,9 @@ public static class Scorer
             long b = hidden.shape[0];
             var flat = hidden.reshape(b * l, hidden.shape[2]);
             var targets = sequences.narrow(1, promptLength, l).reshape(-1);
-            var head = Heads.TokenHead.Fused(flat, model.LmHeadWeight, targets, gatherIndices?.reshape(b * l, -1), temperature, topK);
+            var weight = model.LmHeadWeight;
+            if (model.IsReducedPrecision) (flat, weight) = (flat.to_type(ScalarType.Float32), weight.to_type(ScalarType.Float32));
+            var head = Heads.TokenHead.Fused(flat, weight, targets, gatherIndices?.reshape(b * l, -1), temperature, topK);
             // Autograd's backward of the custom function reads every output it returned (zeros for those without a gradient),
             // so with grad on they must outlive this scope: the caller's scope frees them.
             if (is_grad_enabled()) head.MoveToOuterDisposeScope();
@@ -47,7 +49,10 @@ public static class Scorer
                 null,
                 head.TopKLogp?.reshape(b, l, -1).MoveToOuterDisposeScope());
         }
-        var logits = model.Forward(sequences, attentionMask);
+        // A 16-bit model (a BFloat16 anchor) runs its body in that type and its head in float32, so log-probs are float32.
+        var logits = model.IsReducedPrecision
+            ? model.HiddenStates(sequences, attentionMask).to_type(ScalarType.Float32).matmul(model.LmHeadWeight.to_type(ScalarType.Float32).t())
+            : model.Forward(sequences, attentionMask);
         // The logit at column c predicts the token at c+1, so columns Lp-1 .. Lp+L-2 score the response.
         var logp = (logits.narrow(1, promptLength - 1, l) / temperature).log_softmax(-1);
         var response = sequences.narrow(1, promptLength, l);

@@ -146,6 +146,7 @@ public static class ConfigSchema
         Real("dual_clip_c", "objective", "c of RPG's dual clip: a token with A < 0 and π_θ/π_old > c gets no gradient (rpg-* losses only)", 1, double.PositiveInfinity, c => c.DualClipC, (c, v) => c with { DualClipC = v }, minOpen: true),
         Choice("advantage_norm", "objective", "group: (R − mean)/std per prompt (App. A); global: z-score over the batch (App. B); none: R − mean", () => Advantages.Names, c => c.AdvantageNorm, (c, v) => c with { AdvantageNorm = v }),
         Choice("fused_head", "objective", $"token log-probs, entropy and Top-k terms from hidden states with the vocabulary-chunked fused head, never an N×|V| tensor (estimators that need full logits always use them); auto = on from |V| ≥ {FusedHeadAutoVocab}", () => ["auto", "on", "off"], c => c.FusedHead, (c, v) => c with { FusedHead = v }),
+        Choice("activation_checkpointing", "objective", $"per decoder layer, keep only each layer's input and recompute its forward in the backward pass (one more forward per update, a fraction of the activation memory; gradients unchanged); auto = on from {CheckpointingAutoParameters / 1_000_000}M parameters", () => ["auto", "on", "off"], c => c.ActivationCheckpointing, (c, v) => c with { ActivationCheckpointing = v }),
         Choice("policy_loss", "objective", "policy-gradient surrogate J (clip-higher: PPO clip, App. A; gspo, cispo; rpg-*: RPG's objectives and grpo-k3*: GRPO's k3 term, which carry their own β·KL with kl_beta against the anchor, so kl_estimator is then only logged)", () => PolicyLosses.Names, c => c.PolicyLoss, (c, v) => c with { PolicyLoss = v }),
         Choice("loss_agg_mode", "objective", "how token losses are averaged", () => LossAggregation.Names.Keys, c => c.LossAggMode, (c, v) => c with { LossAggMode = v }),
 
@@ -160,6 +161,7 @@ public static class ConfigSchema
 
         Real("ema_eta", "anchor", "η of θ_ema ← ηθ_ema + (1−η)θ; 1 = fixed reference, 0 = hard reset", 0, 1, c => c.EmaEta, (c, v) => c with { EmaEta = v }),
         Int("ema_period", "anchor", "T_ema, iterations between anchor updates", 1, 1_000_000, c => c.EmaPeriod, (c, v) => c with { EmaPeriod = v }),
+        Choice("anchor_dtype", "anchor", "dtype the EMA anchor is kept in: exact (the policy's, float32) or bfloat16 (half the memory; each EMA update rounds θ_ema to 8 significant bits and the anchor's body runs in bfloat16, its head in float32; docs/benchmarks.md measures the KL it shifts)", () => ["exact", "bfloat16"], c => c.AnchorDtype, (c, v) => c with { AnchorDtype = v }),
 
         Real("learning_rate", "optimizer", "AdamW learning rate", 0, 1, c => c.LearningRate, (c, v) => c with { LearningRate = v }, minOpen: true),
         Real("weight_decay", "optimizer", "decoupled weight decay", 0, 1, c => c.WeightDecay, (c, v) => c with { WeightDecay = v }),
@@ -192,6 +194,26 @@ public static class ConfigSchema
 
     /// <summary>The task a config trains on, with auto resolved.</summary>
     public static string ResolvedTask(TrainConfig c) => c.Task == "auto" ? (c.Data.Length > 0 ? "dataset" : "arithmetic") : c.Task;
+
+    /// <summary>Parameter count from which activation_checkpointing = auto recomputes layers: the toy policy (≈0.6M) keeps its plain, faster backward.</summary>
+    public const long CheckpointingAutoParameters = 50_000_000;
+
+    /// <summary>Whether the trainer's policy uses activation checkpointing at <paramref name="parameters"/> parameters.</summary>
+    public static bool UseActivationCheckpointing(TrainConfig c, long parameters) => c.ActivationCheckpointing switch
+    {
+        "on" => true,
+        "off" => false,
+        "auto" => parameters >= CheckpointingAutoParameters,
+        _ => throw new UserError($"activation_checkpointing must be one of auto, on, off, got '{c.ActivationCheckpointing}'."),
+    };
+
+    /// <summary>The anchor's parameter dtype from anchor_dtype; null = the policy's.</summary>
+    public static TorchSharp.torch.ScalarType? AnchorScalarType(TrainConfig c) => c.AnchorDtype switch
+    {
+        "exact" => null,
+        "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+        _ => throw new UserError($"anchor_dtype must be one of exact, bfloat16, got '{c.AnchorDtype}'."),
+    };
 
     public static ConfigKey? Find(string name) => Keys.FirstOrDefault(k => k.Name == name.Replace('-', '_'));
 

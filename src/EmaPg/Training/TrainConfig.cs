@@ -67,6 +67,7 @@ public sealed record TrainConfig
     public string AdvantageNorm { get; init; } = "group";
     public string PolicyLoss { get; init; } = "clip-higher";
     public string FusedHead { get; init; } = "auto";
+    public string ActivationCheckpointing { get; init; } = "auto";
     public string LossAggMode { get; init; } = "token-mean";
 
     // KL regulariser (§5, Alg. 1–2)
@@ -81,6 +82,7 @@ public sealed record TrainConfig
     // EMA anchor (eq. 2)
     public double EmaEta { get; init; } = 0.9;
     public int EmaPeriod { get; init; } = 10;
+    public string AnchorDtype { get; init; } = "exact";
 
     // Optimiser (AdamW, decoupled weight decay)
     public double LearningRate { get; init; } = 3e-4;

@@ -60,7 +60,8 @@ public sealed class Trainer : IDisposable
         _device = basePolicy.Device;
         _policy = basePolicy.Clone();
         _policy.train();
-        _anchor = basePolicy.Clone();   // Alg. 3 line 1: θ_ema ← θ
+        _policy.ActivationCheckpointing = ConfigSchema.UseActivationCheckpointing(config, _policy.ParameterCount);
+        _anchor = basePolicy.Clone(ConfigSchema.AnchorScalarType(config));   // Alg. 3 line 1: θ_ema ← θ
         _anchor.eval();
         foreach (var p in _anchor.parameters()) p.requires_grad = false;
         _opt = new AdamW(_policy.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps, config.WeightDecay);
