@@ -88,6 +88,14 @@ public sealed record SearchEpisode
     public int RetrievalErrors { get; init; }
     /// <summary>Ended by <see cref="SearchEnvOptions.MaxResponseTokens"/> rather than by an answer or the turn limit.</summary>
     public bool Truncated { get; init; }
+
+    /// <summary>Search-R1's reward: 1 when the answer equals a gold answer after SQuAD normalisation, 0 otherwise and without an answer.</summary>
+    public double ExactMatch(IReadOnlyList<string> goldenAnswers)
+    {
+        if (Answer is null) return 0.0;
+        var a = Rewards.ExactMatchReward.Normalize(Answer);
+        return goldenAnswers.Any(g => Rewards.ExactMatchReward.Normalize(g) == a) ? 1.0 : 0.0;
+    }
 }
 
 /// <summary>Per-batch means of the episode metrics the trainer logs.</summary>

@@ -43,6 +43,9 @@ public sealed record WorldHop(string Entity, string PassageId);
 /// </summary>
 public sealed class SearchWorld
 {
+    /// <summary>Every character the world, its questions, demonstrations and the Search-R1 protocol use: printable ASCII and newline, for a <see cref="Tasks.CharTokenizer"/>.</summary>
+    public static readonly string Alphabet = string.Concat(Enumerable.Range(32, 95).Select(c => (char)c)) + "\n";
+
     public required IReadOnlyList<Passage> Corpus { get; init; }
     public required IReadOnlyList<WorldQuestion> Train { get; init; }
     public required IReadOnlyList<WorldQuestion> Test { get; init; }

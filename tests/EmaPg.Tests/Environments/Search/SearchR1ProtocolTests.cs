@@ -53,7 +53,7 @@ public class SearchR1ProtocolTests
             SearchR1Protocol.Observation(text));
     }
 
-    private static readonly CharTokenizer Chars = new(string.Concat(Enumerable.Range(32, 95).Select(c => (char)c)) + "\n");
+    private static readonly CharTokenizer Chars = SearchRolloutTests.Chars;
 
     [Fact]
     public void ObservationsAreTruncatedToTheTokenLimitAndStayClosed()

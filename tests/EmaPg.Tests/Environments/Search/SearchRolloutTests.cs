@@ -5,7 +5,7 @@ namespace EmaPg.Tests.Environments.Search;
 
 public class SearchRolloutTests
 {
-    internal static readonly CharTokenizer Chars = new(string.Concat(Enumerable.Range(32, 95).Select(c => (char)c)) + "\n");
+    internal static readonly CharTokenizer Chars = new(SearchWorld.Alphabet);
     internal static readonly TextCodec Codec = TextCodec.From(Chars);
 
     /// <summary>Plays fixed turn texts per episode (found by its prompt); log-prob of the j-th token of a turn is −(j+1)/100.</summary>
@@ -72,6 +72,7 @@ public class SearchRolloutTests
         Assert.Equal("<think>easy</think><answer>D</answer>", Chars.Decode(e3.Response));
 
         Assert.Equal(("A", "B", null, "D"), (e0.Answer, e1.Answer, e2.Answer, e3.Answer));
+        Assert.Equal([1.0, 0.0, 0.0, 1.0], new[] { e0.ExactMatch(["a"]), e1.ExactMatch(["A."]), e2.ExactMatch([""]), e3.ExactMatch(["x", "the d"]) });
         Assert.Equal((1, 0, 2, 0), (e0.Searches, e1.Searches, e2.Searches, e3.Searches));
         Assert.Equal((2, 2, 3, 1), (e0.Turns.Count, e1.Turns.Count, e2.Turns.Count, e3.Turns.Count));
         Assert.Equal((2, 1, 3, 1), (e0.ValidActions, e1.ValidActions, e2.ValidActions, e3.ValidActions));

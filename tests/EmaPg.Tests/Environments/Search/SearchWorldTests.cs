@@ -46,6 +46,7 @@ public class SearchWorldTests
     public void EveryAnswerIsDerivableFromTheCorpusHopByHop()
     {
         var byId = World.Corpus.ToDictionary(p => p.Id);
+        Assert.All(World.Corpus, p => Assert.All(p.Contents, c => Assert.Contains(c, SearchWorld.Alphabet)));
         var titleCount = World.Corpus.GroupBy(p => p.Title).ToDictionary(g => g.Key, g => g.Count());
         foreach (var q in World.Train.Concat(World.Test))
         {
@@ -58,6 +59,7 @@ public class SearchWorldTests
                 string next = h + 1 < q.Hops.Count ? q.Hops[h + 1].Entity : q.GoldenAnswers[0];
                 Assert.True(Regex.IsMatch(passage.Text, $@"\b{Regex.Escape(next)}\b"), $"{q.Id}: '{next}' is not in {passage.Id}: {passage.Text}");
             }
+            Assert.All(q.Question + q.GoldenAnswers[0], c => Assert.Contains(c, SearchWorld.Alphabet));
             // The answer itself is never in the question (the model has to find it).
             Assert.DoesNotContain(q.GoldenAnswers[0], q.Question);
         }
