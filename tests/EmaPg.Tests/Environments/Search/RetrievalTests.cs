@@ -68,6 +68,9 @@ public sealed class RetrievalTests : IDisposable
         Assert.Equal("2", results[1][0].Document.Id);
         Assert.Equal("7", results[2][0].Document.Id);
         Assert.Empty(results[3]);   // no term of the query is in the corpus
+        // Query text is words, never syntax: Lucene operators and unbalanced quotes are just text.
+        Assert.Equal("1", r.Retrieve(["(Tessaly\" AND* [Brone -mason~ \\"], 1)[0][0].Document.Id);
+        Assert.Empty(r.Retrieve([""], 1)[0]);
         Assert.True(results[0].Zip(results[0].Skip(1)).All(p => p.First.Score >= p.Second.Score));
         Assert.True(results[0][0].Score > results[0][1].Score);
         // Stored contents come back exactly as the corpus line had them.
