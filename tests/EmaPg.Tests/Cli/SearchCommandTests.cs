@@ -27,10 +27,9 @@ public sealed class SearchCommandTests : IDisposable
     public void IndexBuildThenSearchPrintsTheTopPassages()
     {
         var index = Path.Combine(_dir, "index");
-        var (code, stdout, stderr) = CliRunner.Run("index", "build", "--corpus", Corpus(), "--out", index);
+        var (code, stdout, _) = CliRunner.Run("index", "build", "--corpus", Corpus(), "--out", index);
         Assert.Equal(0, code);
         Assert.StartsWith($"index {index}: 3 passages from ", stdout);
-        Assert.Contains("indexed 3 passages", stderr);
 
         (code, stdout, _) = CliRunner.Run("search", "--index", index, "--query", "mason Tessaly", "--topk", "2", "--json");
         Assert.Equal(0, code);

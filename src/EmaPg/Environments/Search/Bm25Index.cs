@@ -32,7 +32,7 @@ public static class Bm25Index
 
     /// <summary>
     /// Streams <paramref name="corpusPath"/> into a new index at <paramref name="outDir"/> (which must not exist or be
-    /// empty); the corpus is never held in memory. <paramref name="progress"/> receives the passage count every 10 000 passages.
+    /// empty); the corpus is never held in memory. <paramref name="progress"/> receives the passage count every 100 000 passages.
     /// </summary>
     public static IndexBuildReport Build(string corpusPath, string outDir, Action<long>? progress = null)
     {
@@ -59,12 +59,11 @@ public static class Bm25Index
                 stored.SetStringValue(p.Contents);
                 body.SetStringValue(p.Contents);
                 writer.AddDocument(doc);
-                if (++count % 10_000 == 0) progress?.Invoke(count);
+                if (++count % 100_000 == 0) progress?.Invoke(count);
             }
             if (count == 0) throw new UserError($"--corpus '{corpusPath}' holds no passages.");
             writer.Commit();
         }
-        progress?.Invoke(count);
         return new IndexBuildReport(corpusPath, outDir, count, sw.Elapsed.TotalSeconds);
     }
 

@@ -60,7 +60,7 @@ public sealed class RetrievalTests : IDisposable
         var seen = new List<long>();
         var report = Bm25Index.Build(WriteCorpus(CorpusLines), outDir, seen.Add);
         Assert.Equal(4, report.Passages);
-        Assert.Equal([4L], seen);
+        Assert.Empty(seen);   // progress comes every 100 000 passages
         using var r = Bm25Index.Open(outDir);
         Assert.Equal(4, r.Count);
         var results = r.Retrieve(["where was the mason Tessaly Brone born?", "copper bells festival", "kelp racks", "xylophone"], 3);
