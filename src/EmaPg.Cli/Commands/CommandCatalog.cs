@@ -18,5 +18,7 @@ public static class CommandCatalog
         yield return TokenizeCommand.Create();
         yield return ModelCommand.Create();
         yield return RewardCommand.Create();
+        yield return IndexCommand.Create();
+        yield return SearchCommand.Create();
     }
 }

@@ -29,7 +29,8 @@ public sealed class GenerationResult : IDisposable
     public Tensor PromptMask { get; }
     /// <summary>[B,L] int64; pad token after a row stopped.</summary>
     public Tensor ResponseIds { get; }
-    /// <summary>[B,L] float32; 1 up to and including the stop token, 0 after it.</summary>
+    /// <summary>[B,L] float32; 1 up to and including the stop token, 0 after it. From a multi-turn rollout
+    /// (<see cref="Environments.Search.SearchRollout.ToGeneration"/>) it is the loss mask: 0 also on observation tokens.</summary>
     public Tensor ResponseMask { get; }
     /// <summary>[B,L] float32; log-prob of each generated token under the distribution it was drawn
     /// from (temperature-scaled, after any filtering); 0 where the mask is 0.</summary>

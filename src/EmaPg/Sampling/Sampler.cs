@@ -40,6 +40,7 @@ public static class Sampler
         var logps = new List<Tensor>();
         var masks = new List<Tensor>();
         var topks = new List<Tensor>();
+        var generated = options.StopWhen is null ? null : Enumerable.Range(0, (int)b).Select(_ => new List<int>()).ToArray();
 
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
@@ -63,6 +64,8 @@ public static class Sampler
                 topks.Add(logp.topk(options.ReturnTopK, dim: -1).indexes.MoveToOuterDisposeScope());
             if (stopIds.numel() > 0)
                 finished = (finished | (isin(tok, stopIds) & active)).MoveToOuterDisposeScope();
+            if (generated is not null)
+                finished = (finished | StopWhen(options.StopWhen!, generated, tok, active)).MoveToOuterDisposeScope();
             if (step + 1 == options.MaxNewTokens || finished.all().item<bool>())
                 break;
             logits = model.Forward(tok.unsqueeze(1), fullMask.narrow(1, 0, lp + step + 1), cache).select(1, -1).MoveToOuterDisposeScope();
@@ -83,7 +86,7 @@ public static class Sampler
         {
             responseTokens[i] = new int[lengths[i]];
             for (int j = 0; j < lengths[i]; j++) responseTokens[i][j] = (int)flat[i * width + j];
-            stopped[i] = lengths[i] > 0 && stopSet.Contains(responseTokens[i][^1]);
+            stopped[i] = lengths[i] > 0 && (stopSet.Contains(responseTokens[i][^1]) || options.StopWhen?.Invoke(responseTokens[i]) == true);
         }
 
         return new GenerationResult(
@@ -91,6 +94,21 @@ public static class Sampler
             responseIds.MoveToOuterDisposeScope(), responseMask.MoveToOuterDisposeScope(),
             logProbs.MoveToOuterDisposeScope(), topKIndices?.MoveToOuterDisposeScope(),
             responseTokens, stopped);
+    }
+
+    /// <summary>Appends this step's tokens of the active rows to <paramref name="generated"/> and returns [B] bool: rows whose tokens now meet the criterion.</summary>
+    private static Tensor StopWhen(Func<IReadOnlyList<int>, bool> criterion, List<int>[] generated, Tensor tok, Tensor active)
+    {
+        var toks = tok.cpu().data<long>().ToArray();
+        var act = active.cpu().data<bool>().ToArray();
+        var hit = new bool[toks.Length];
+        for (int i = 0; i < toks.Length; i++)
+        {
+            if (!act[i]) continue;
+            generated[i].Add((int)toks[i]);
+            hit[i] = criterion(generated[i]);
+        }
+        return tensor(hit, device: tok.device);
     }
 
     /// <summary>

@@ -19,6 +19,11 @@ public sealed record SamplingOptions
     public int MaxNewTokens { get; init; } = 16;
     /// <summary>Generation of a row ends after it emits one of these (the stop token is kept and carries loss).</summary>
     public IReadOnlyList<int> StopTokens { get; init; } = [];
+    /// <summary>
+    /// A row also ends when this returns true for its tokens generated so far (the last one included, and kept like a stop
+    /// token): stop strings over decoded text, e.g. Search-R1's &lt;/search&gt;. Evaluated on the host after every step.
+    /// </summary>
+    public Func<IReadOnlyList<int>, bool>? StopWhen { get; init; }
     /// <summary>Written after a row has stopped; such positions have mask 0.</summary>
     public int PadToken { get; init; }
     /// <summary>When &gt; 0, also return the indices of the k most likely tokens of the sampling distribution at every step.</summary>
