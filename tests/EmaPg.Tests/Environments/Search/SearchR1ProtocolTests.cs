@@ -59,14 +59,14 @@ public class SearchR1ProtocolTests
     public void ObservationsAreTruncatedToTheTokenLimitAndStayClosed()
     {
         const string passages = "Doc 1(Title: A) abcdefghij\n";
-        var full = SearchR1Protocol.ObservationTokens(passages, Chars.Encode, 500);
+        var full = SearchR1Protocol.ObservationTokens(passages, s => Chars.Encode(s), 500);
         Assert.Equal(SearchR1Protocol.Observation(passages), Chars.Decode(full));
         int tags = SearchR1Protocol.InformationOpen.Length + SearchR1Protocol.InformationClose.Length;
-        var cut = SearchR1Protocol.ObservationTokens(passages, Chars.Encode, tags + 5);
+        var cut = SearchR1Protocol.ObservationTokens(passages, s => Chars.Encode(s), tags + 5);
         Assert.Equal(tags + 5, cut.Length);
         Assert.Equal("\n\n<information>Doc 1</information>\n\n", Chars.Decode(cut));
-        Assert.Equal("\n\n<information></information>\n\n", Chars.Decode(SearchR1Protocol.ObservationTokens(passages, Chars.Encode, tags)));
-        var e = Assert.Throws<UserError>(() => SearchR1Protocol.ObservationTokens(passages, Chars.Encode, tags - 1));
+        Assert.Equal("\n\n<information></information>\n\n", Chars.Decode(SearchR1Protocol.ObservationTokens(passages, s => Chars.Encode(s), tags)));
+        var e = Assert.Throws<UserError>(() => SearchR1Protocol.ObservationTokens(passages, s => Chars.Encode(s), tags - 1));
         Assert.Equal($"max_obs_tokens must be at least {tags} (the <information> tags alone), got {tags - 1}.", e.Message);
     }
 
