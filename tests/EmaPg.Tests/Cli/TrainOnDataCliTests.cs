@@ -89,6 +89,27 @@ public sealed class TrainOnDataCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_on_verl_parquet_files_with_the_exact_match_reward()
+    {
+        var model = InitModel();
+        foreach (var (name, n) in new[] { ("train.parquet", 6), ("test.parquet", 3) })
+        {
+            await using var f = File.Create(P(name));
+            await Parquet.Serialization.ParquetSerializer.SerializeUntypedAsync(
+                Enumerable.Range(0, n).Select(i => EmaPg.Tests.Data.DatasetReaderTests.VerlRow($"Name the number {i}.", $"{i}", i)).ToList(),
+                EmaPg.Tests.Data.DatasetReaderTests.VerlSchema(), f);
+        }
+        var (code, stdout, err) = CliRunner.Run(["train", "--model", model, "--data", P("train.parquet"), "--eval-data", P("test.parquet"), "--reward", "exact-match",
+            "--out", P("run"), "--save-hf", "end", .. Small()]);
+        Assert.True(code == 0, err + stdout);
+        var config = File.ReadAllText(P("run/config"));
+        Assert.Contains("reward = exact-match", config);
+        Assert.Contains($"data = {P("train.parquet")}", config);   // stored absolute, so --resume works from anywhere
+        Assert.True(File.Exists(P("run/policy/model.safetensors")));
+        Assert.Equal(2, JsonDocument.Parse(File.ReadAllText(P("run/summary.json"))).RootElement.GetProperty("iterations").GetInt32());
+    }
+
+    [Fact]
     public void Dataset_settings_that_cannot_work_are_one_line_errors_before_anything_is_written()
     {
         WriteData();

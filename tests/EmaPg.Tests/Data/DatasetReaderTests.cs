@@ -102,14 +102,14 @@ public sealed class DatasetReaderTests : IDisposable
     }
 
     /// <summary>verl's RL parquet layout (as written by its data preprocessors): prompt list&lt;struct&lt;role, content&gt;&gt;, reward_model struct, extra_info struct.</summary>
-    private static ParquetSchema VerlSchema() => new(
+    internal static ParquetSchema VerlSchema() => new(
         new DataField<string>("data_source"),
         new ListField("prompt", new StructField("element", new DataField<string>("content"), new DataField<string>("role"))),
         new DataField<string>("ability"),
         new StructField("reward_model", new DataField<string>("ground_truth"), new DataField<string>("style")),
         new StructField("extra_info", new DataField<long>("index"), new DataField<string>("split")));
 
-    private static Dictionary<string, object?> VerlRow(string question, string truth, long index) => new()
+    internal static Dictionary<string, object?> VerlRow(string question, string truth, long index) => new()
     {
         ["data_source"] = "agentica-org/DeepScaleR-Preview-Dataset",
         ["prompt"] = new List<Dictionary<string, object>> { new() { ["content"] = question, ["role"] = "user" } },
