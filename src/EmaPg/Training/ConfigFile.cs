@@ -59,7 +59,28 @@ public static class ConfigFile
         return File.ReadAllText(path);
     }
 
-    public static TrainConfig Load(TrainConfig c, string path) => Apply(c, ReadText(path), path);
+    /// <summary>
+    /// Reads a config file. A run's resolved config (<see cref="Format"/>'s header) must be complete: one cut short (a torn
+    /// write, a damaged disk) would otherwise resume with defaults for the missing keys — a different, full-size job.
+    /// Files written before <see cref="EndMarker"/> existed lack it and the keys added since; those default to the old behaviour.
+    /// </summary>
+    public static TrainConfig Load(TrainConfig c, string path)
+    {
+        var text = ReadText(path);
+        if (text.StartsWith(Header, StringComparison.Ordinal) && !text.Contains(EndMarker, StringComparison.Ordinal))
+        {
+            var present = Parse(text, path).Select(e => e.Key.Name).ToHashSet();
+            var missing = ConfigSchema.Keys.Select(k => k.Name).Where(k => !present.Contains(k) && !KeysAddedWithEndMarker.Contains(k)).ToList();
+            if (missing.Count > 0)
+                throw new UserError($"{path} is a resolved run config cut short: it lacks {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", …" : "")}. Restore it (e.g. from the run's first lines of output) before resuming.");
+        }
+        return Apply(c, text, path);
+    }
+
+    private const string Header = "# EmaPg resolved training config.";
+    private const string EndMarker = "# end of config";
+    /// <summary>Keys introduced together with <see cref="EndMarker"/>: an older, complete file lacks them.</summary>
+    private static readonly HashSet<string> KeysAddedWithEndMarker = ["dual_clip_c", "kl_agg_mode", "kl_in_reward_coef"];
 
     /// <summary>The preset's text (embedded in the library, identical to configs/&lt;name&gt;.conf).</summary>
     public static string PresetText(string preset)
@@ -97,12 +118,12 @@ public static class ConfigFile
 
     public static string Format(TrainConfig c)
     {
-        var sb = new StringBuilder("# EmaPg resolved training config. Pass back with --config; every key is also a --option.\n");
+        var sb = new StringBuilder(Header).Append(" Pass back with --config; every key is also a --option.\n");
         foreach (var g in ConfigSchema.Keys.GroupBy(k => k.Section))
         {
             sb.Append($"\n# [{g.Key}]\n");
             foreach (var k in g) sb.Append($"{k.Name} = {k.Get(c)}    # {k.Help}\n");
         }
-        return sb.ToString();
+        return sb.Append('\n').Append(EndMarker).Append('\n').ToString();
     }
 }

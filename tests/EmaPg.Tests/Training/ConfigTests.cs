@@ -36,6 +36,26 @@ public class ConfigTests
     }
 
     [Fact]
+    public void AResolvedConfigCutShortIsAnErrorNotAResumeWithDefaults()
+    {
+        var dir = Directory.CreateTempSubdirectory("emapg-cfg-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "config");
+            var text = ConfigFile.Format(ConfigFile.Resolve("grpo", null, [("hidden_size", "16")]));
+            File.WriteAllText(path, text);
+            Assert.Equal(16, ConfigFile.Load(new TrainConfig(), path).HiddenSize);
+            File.WriteAllText(path, text[..text.IndexOf("hidden_size", StringComparison.Ordinal)]);
+            Assert.Contains("cut short: it lacks hidden_size", Assert.Throws<UserError>(() => ConfigFile.Load(new TrainConfig(), path)).Message);
+            // A complete file from before the end marker (and the keys added with it) still loads.
+            var old = string.Join('\n', text.Split('\n').Where(l => !l.StartsWith("# end") && !l.StartsWith("dual_clip_c") && !l.StartsWith("kl_agg_mode") && !l.StartsWith("kl_in_reward_coef")));
+            File.WriteAllText(path, old);
+            Assert.Equal(16, ConfigFile.Load(new TrainConfig(), path).HiddenSize);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void ResolvedConfigRoundTripsThroughItsFileFormat()
     {
         var c = ConfigFile.Resolve("ema-pg-forward", null, [("kl_beta", "0.05"), ("iterations", "7"), ("is-clip-max", "inf")]);
