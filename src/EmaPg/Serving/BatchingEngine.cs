@@ -104,8 +104,13 @@ internal sealed class BatchingEngine : IDisposable
         groups.Clear();
     }
 
+    /// <summary>Batched generations run so far (each serves one or more requests).</summary>
+    public int BatchesRun => _batches;
+    private int _batches;
+
     private void Run(List<GenerationJob> jobs)
     {
+        Interlocked.Increment(ref _batches);
         var model = _model;
         try
         {

@@ -72,6 +72,8 @@ public sealed class ModelServer : IAsyncDisposable
     /// <summary>The address the server listens on, e.g. http://127.0.0.1:8000.</summary>
     public Uri Address { get; private set; } = new("http://127.0.0.1");
     public string ModelName => _name;
+    /// <summary>Batched generations run so far (fewer than the requests when clients were batched together).</summary>
+    internal int BatchesRun => _engine.BatchesRun;
 
     public static async Task<ModelServer> StartAsync(ServeOptions options)
     {
