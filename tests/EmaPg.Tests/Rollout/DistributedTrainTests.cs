@@ -16,10 +16,12 @@ public sealed class DistributedTrainTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    /// <summary>Starts `emapg serve` on a free loopback port and returns the process and its address.</summary>
-    internal static (Process Process, Uri Address) StartServe(string modelDir)
+    /// <summary>Starts `emapg serve` on a free loopback port.</summary>
+    internal static Process StartServe(string modelDir) => CliProcess.Start(null, "serve", "--model", modelDir, "--port", "0", "--threads", "1");
+
+    /// <summary>The address a started `emapg serve` prints once it listens.</summary>
+    internal static Uri WaitForAddress(Process p)
     {
-        var p = CliProcess.Start(null, "serve", "--model", modelDir, "--port", "0", "--threads", "1");
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline)
         {
@@ -30,7 +32,7 @@ public sealed class DistributedTrainTests : IDisposable
             {
                 _ = p.StandardOutput.ReadToEndAsync();
                 _ = p.StandardError.ReadToEndAsync();
-                return (p, new Uri(line.Result[(at + "listening on ".Length)..].Trim()));
+                return new Uri(line.Result[(at + "listening on ".Length)..].Trim());
             }
         }
         p.Kill();
@@ -40,10 +42,13 @@ public sealed class DistributedTrainTests : IDisposable
     [Fact]
     public async Task Training_finishes_every_iteration_with_all_samples_when_a_server_is_killed_mid_run()
     {
-        var (a, aUri) = StartServe(HfFixtures.ModelDir("qwen2-tied"));
-        var (b, bUri) = StartServe(HfFixtures.ModelDir("qwen2-tied"));
+        // Both start at once (each process takes seconds to load TorchSharp).
+        var a = StartServe(HfFixtures.ModelDir("qwen2-tied"));
+        var b = StartServe(HfFixtures.ModelDir("qwen2-tied"));
         try
         {
+            var aUri = WaitForAddress(a);
+            var bUri = WaitForAddress(b);
             var config = new TrainConfig
             {
                 Seed = 1, Iterations = 3, HiddenSize = 16, IntermediateSize = 16, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, VocabSize = 20,
