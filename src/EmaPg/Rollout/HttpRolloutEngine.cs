@@ -200,6 +200,11 @@ public sealed class HttpRolloutEngine : IRolloutEngine
                     for (int i = 0; i < r.Count; i++) samples[r.Start + i] = got[i];
                     AfterRequest?.Invoke(s.Uri);
                 }
+                catch (HttpRequestException e) when (e.StatusCode is { } code && (int)code is >= 400 and < 500 and not 408 and not 429)
+                {
+                    // The server is up and refuses what the run asks for: another server would refuse it too.
+                    throw new UserError($"rollout server {s.Uri} rejected a rollout request ({Short(e)}); its limits (e.g. vLLM's or emapg serve's --max-logprobs ≥ kl_topk = {options.ReturnTopK}) or its model do not fit the run.");
+                }
                 catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or FormatException or System.Text.Json.JsonException or InvalidOperationException)
                 {
                     // Only the first failure of a server is reported; its other requests in flight fail the same way.
@@ -253,7 +258,7 @@ public sealed class HttpRolloutEngine : IRolloutEngine
     {
         using var resp = await _http.PostAsync(new Uri(s.Uri, path), JsonContent.Create(body), ct);
         var text = await resp.Content.ReadAsStringAsync(ct);
-        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(text)}");
+        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(text)}", null, resp.StatusCode);
         return text;
     }
 

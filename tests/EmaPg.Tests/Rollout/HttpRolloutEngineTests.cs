@@ -90,6 +90,17 @@ public sealed class HttpRolloutEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_request_the_server_refuses_stops_the_rollout_with_the_reason()
+    {
+        using var hf = HfCheckpoint.Load(Tiny, ScalarType.Float32);
+        await using var server = await ModelServer.StartAsync(new ServeOptions { ModelDir = Tiny, Port = 0, MaxLogprobs = 2 });
+        using var engine = Engine(hf, server.Address);
+        var e = Assert.Throws<EmaPg.Common.UserError>(() => engine.Generate(hf.Model, 1, Prompts(), Options, seed: 0));
+        Assert.Contains("--max-logprobs", e.Message);
+        Assert.Contains("logprobs", e.Message);
+    }
+
+    [Fact]
     public void No_server_left_is_a_user_error_naming_them()
     {
         using var hf = HfCheckpoint.Load(Tiny, ScalarType.Float32);
