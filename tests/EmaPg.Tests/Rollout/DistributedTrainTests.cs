@@ -97,4 +97,34 @@ public sealed class DistributedTrainTests : IDisposable
             }
         }
     }
+
+    private TrainConfig Small(string servers) => new()
+    {
+        Seed = 2, Iterations = 3, HiddenSize = 16, IntermediateSize = 16, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, VocabSize = 20,
+        TaskMaxDigits = 1, SftSteps = 5, SftBatch = 8, PromptsPerIteration = 2, GroupSize = 2, MaxNewTokens = 4, KlTopK = 4,
+        CheckpointEvery = 10, EvalEvery = 0, EvalProblems = 4, EvalSamples = 1, PassK = 1, StabilityMonitor = false, Threads = 1,
+        RolloutServers = servers, RolloutTimeout = 60,
+    };
+
+    [Fact]
+    public async Task With_every_server_gone_the_run_stops_with_a_checkpoint_and_resumes_on_new_servers()
+    {
+        string run = Path.Combine(_dir, "run"), cache = Path.Combine(_dir, "cache");
+        var first = await EmaPg.Serving.ModelServer.StartAsync(new EmaPg.Serving.ServeOptions { ModelDir = HfFixtures.ModelDir("qwen2-tied"), Port = 0 });
+        var config = Small(first.Address.ToString());
+        // The only server goes away after iteration 1, which is not a checkpoint iteration (checkpoint_every = 10).
+        var e = Assert.Throws<EmaPg.Rollout.RolloutServersUnavailableError>(() => TrainRun.Execute(config, run, TrainRun.StartMode.New,
+            onIteration: r => { if (r.Iteration == 1) first.DisposeAsync().AsTask().GetAwaiter().GetResult(); }, cacheDir: cache));
+        Assert.Contains("holds iteration 1", e.Message);
+        Assert.Contains(first.Address.ToString(), e.Message);
+
+        await using var second = await EmaPg.Serving.ModelServer.StartAsync(new EmaPg.Serving.ServeOptions { ModelDir = HfFixtures.ModelDir("qwen2-tied"), Port = 0 });
+        var summary = TrainRun.Execute(config with { RolloutServers = second.Address.ToString() }, run, TrainRun.StartMode.Resume, cacheDir: cache);
+        Assert.Equal(3, summary.Iterations);
+        Assert.Equal([1, 2, 3], MetricsLog.Read(run).Select(r => (int)r["iteration"]));
+
+        // Nothing finished: the message says to start again.
+        var none = Assert.Throws<EmaPg.Rollout.RolloutServersUnavailableError>(() => TrainRun.Execute(Small("http://127.0.0.1:1"), Path.Combine(_dir, "none"), TrainRun.StartMode.New, cacheDir: cache));
+        Assert.Contains("--restart", none.Message);
+    }
 }
