@@ -28,6 +28,44 @@ public static partial class BenchCommand
         cmd.Subcommands.Add(CreateHead());
         cmd.Subcommands.Add(CreateTrainStep());
         cmd.Subcommands.Add(CreateSample());
+        cmd.Subcommands.Add(CreateRollout());
+        return cmd;
+    }
+
+    private static Command CreateRollout()
+    {
+        var cmd = new Command("rollout", "Rollout throughput of the HTTP rollout engine on running servers: the first server alone vs all of them (the trainer's requests: token-id prompts, n samples, logprobs; weight sync before each rollout timed apart).");
+        var servers = new Option<string>("--servers") { Description = "Comma-separated base URLs, e.g. http://127.0.0.1:8000,http://127.0.0.1:8001", Required = true };
+        var model = new Option<string>("--model") { Description = "Model folder the servers load before each rollout", Required = true };
+        var prompts = new Option<int>("--prompts") { Description = "Prompts per rollout (8 random token ids each)", DefaultValueFactory = _ => 32 };
+        var n = new Option<int>("--n") { Description = "Samples per prompt", DefaultValueFactory = _ => 8 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Tokens per sample (no stop tokens)", DefaultValueFactory = _ => 32 };
+        var concurrency = new Option<int>("--concurrency") { Description = "Requests in flight per server", DefaultValueFactory = _ => 4 };
+        var reps = new Option<int>("--reps") { Description = "Timed rollouts per server set, after one untimed warm-up; medians are reported", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        foreach (var o in new Option[] { servers, model, prompts, n, maxTokens, concurrency, reps, json }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            var report = RolloutBench.Run(new RolloutBenchOptions
+            {
+                Servers = EmaPg.Rollout.HttpRolloutOptions.ParseServers(pr.GetValue(servers)!), Model = pr.GetValue(model)!,
+                Prompts = pr.GetValue(prompts), N = pr.GetValue(n), MaxTokens = pr.GetValue(maxTokens), Concurrency = pr.GetValue(concurrency), Reps = pr.GetValue(reps),
+            }, msg => Console.Error.WriteLine($"bench rollout: {msg}"));
+            if (pr.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+                return 0;
+            }
+            var t = new Table().Border(TableBorder.Rounded)
+                .Title($"Rollout: {report.Prompts} prompts × n = {report.N} × {report.MaxTokens} tokens, {report.Concurrency} requests in flight per server, median of {report.Rows[0].TokensPerSecond.Count}")
+                .AddColumns("servers", "tokens/s, median", "per rep", "weight sync (s), median");
+            foreach (var r in report.Rows)
+                t.AddRow(r.Servers.ToString(CultureInfo.InvariantCulture), r.TokensPerSecondMedian.ToString("0", CultureInfo.InvariantCulture),
+                    string.Join(" ", r.TokensPerSecond.Select(x => x.ToString("0", CultureInfo.InvariantCulture))), r.SyncSecondsMedian.ToString("0.00", CultureInfo.InvariantCulture));
+            AnsiConsole.Write(t);
+            if (report.SpeedupAllOverOne is { } s) Console.WriteLine($"all servers ÷ first server: {s.ToString("0.00", CultureInfo.InvariantCulture)}×");
+            return 0;
+        });
         return cmd;
     }
 

@@ -17,6 +17,7 @@ public static class CommandCatalog
         yield return StudyCommand.Create();
         yield return TokenizeCommand.Create();
         yield return ModelCommand.Create();
+        yield return ServeCommand.Create();
         yield return RewardCommand.Create();
         yield return IndexCommand.Create();
         yield return SearchCommand.Create();

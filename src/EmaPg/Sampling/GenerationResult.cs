@@ -11,8 +11,10 @@ namespace EmaPg.Sampling;
 public sealed class GenerationResult : IDisposable
 {
     internal GenerationResult(Tensor promptIds, Tensor promptMask, Tensor responseIds, Tensor responseMask,
-        Tensor logProbs, Tensor? topKIndices, int[][] responseTokens, bool[] stopped)
+        Tensor logProbs, Tensor? topKIndices, int[][] responseTokens, bool[] stopped, Tensor? topKLogProbs = null, IReadOnlyList<string>? weightVersions = null)
     {
+        TopKLogProbs = topKLogProbs;
+        WeightVersions = weightVersions;
         PromptIds = promptIds;
         PromptMask = promptMask;
         ResponseIds = responseIds;
@@ -37,6 +39,10 @@ public sealed class GenerationResult : IDisposable
     public Tensor LogProbs { get; }
     /// <summary>[B,L,k] int64 top-k token indices of the sampling distribution, or null when not requested.</summary>
     public Tensor? TopKIndices { get; }
+    /// <summary>[B,L,k] float32 log-probs at <see cref="TopKIndices"/> (descending), or null when not requested.</summary>
+    public Tensor? TopKLogProbs { get; }
+    /// <summary>Per row, the weight version of the server that sampled it (remote rollouts); null for in-process sampling.</summary>
+    public IReadOnlyList<string>? WeightVersions { get; }
     /// <summary>Per row, the generated tokens up to and including the stop token (for rewards/decoding).</summary>
     public int[][] ResponseTokens { get; }
     /// <summary>Per row, whether a stop token was emitted (false = cut off by max new tokens).</summary>
@@ -61,5 +67,6 @@ public sealed class GenerationResult : IDisposable
         ResponseMask.Dispose();
         LogProbs.Dispose();
         TopKIndices?.Dispose();
+        TopKLogProbs?.Dispose();
     }
 }

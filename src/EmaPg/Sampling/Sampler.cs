@@ -41,6 +41,7 @@ public static class Sampler
         var masks = new List<Tensor>();
         var topks = new List<Tensor>();
         var generated = options.StopWhen is null ? null : Enumerable.Range(0, (int)b).Select(_ => new List<int>()).ToArray();
+        var topkValues = new List<Tensor>();
 
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
@@ -61,7 +62,11 @@ public static class Sampler
             logps.Add(tokLogp.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
             masks.Add(active.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
             if (options.ReturnTopK > 0)
-                topks.Add(logp.topk(options.ReturnTopK, dim: -1).indexes.MoveToOuterDisposeScope());
+            {
+                var (values, indexes) = logp.topk(options.ReturnTopK, dim: -1);
+                topks.Add(indexes.MoveToOuterDisposeScope());
+                topkValues.Add(values.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
+            }
             if (stopIds.numel() > 0)
                 finished = (finished | (isin(tok, stopIds) & active)).MoveToOuterDisposeScope();
             if (generated is not null)
@@ -75,6 +80,7 @@ public static class Sampler
         var responseMask = stack(masks, 1);
         var logProbs = stack(logps, 1);
         var topKIndices = options.ReturnTopK > 0 ? stack(topks, 1) : null;
+        var topKLogProbs = options.ReturnTopK > 0 ? stack(topkValues, 1) : null;
 
         var lengths = responseMask.sum(1).to_type(ScalarType.Int64).cpu().data<long>().ToArray();
         var flat = responseIds.cpu().data<long>().ToArray();
@@ -93,7 +99,7 @@ public static class Sampler
             promptIds.MoveToOuterDisposeScope(), promptMask.MoveToOuterDisposeScope(),
             responseIds.MoveToOuterDisposeScope(), responseMask.MoveToOuterDisposeScope(),
             logProbs.MoveToOuterDisposeScope(), topKIndices?.MoveToOuterDisposeScope(),
-            responseTokens, stopped);
+            responseTokens, stopped, topKLogProbs?.MoveToOuterDisposeScope());
     }
 
     /// <summary>Appends this step's tokens of the active rows to <paramref name="generated"/> and returns [B] bool: rows whose tokens now meet the criterion.</summary>

@@ -138,6 +138,13 @@ public static class ConfigSchema
         Int("group_size", "rollout", "responses per prompt N (group advantages need N ≥ 2)", 2, 1024, c => c.GroupSize, (c, v) => c with { GroupSize = v }),
         Real("temperature", "rollout", "sampling temperature", 0, 10, c => c.Temperature, (c, v) => c with { Temperature = v }, minOpen: true),
         Int("max_new_tokens", "rollout", "response length limit", 1, 4096, c => c.MaxNewTokens, (c, v) => c with { MaxNewTokens = v }),
+        Text("rollout_servers", "rollout", "comma-separated base URLs of inference servers that sample the rollouts (vLLM, SGLang, emapg serve), e.g. http://127.0.0.1:8000,http://127.0.0.1:8001; empty = in-process", c => c.RolloutServers, (c, v) => c with { RolloutServers = v },
+            v => { if (v.Length > 0) Rollout.HttpRolloutOptions.ParseServers(v); }),
+        PathKey("rollout_weights_dir", "rollout", "folder the rollout servers can read, where the policy is written before each rollout; empty = rollout-weights/ in the run directory", c => c.RolloutWeightsDir, (c, v) => c with { RolloutWeightsDir = v }),
+        Choice("rollout_api", "rollout", "request format of the rollout servers: openai (/v1/completions with token ids: vLLM, emapg serve) or sglang (/generate)", () => ["openai", "sglang"], c => c.RolloutApi, (c, v) => c with { RolloutApi = v }),
+        Choice("rollout_reload", "rollout", "how the servers load new weights: update_weights_from_disk (SGLang, emapg serve: a new folder per version) or collective_rpc (vLLM's reload_weights: rollout_weights_dir must be the folder the server was started from)", () => ["update_weights_from_disk", "collective_rpc"], c => c.RolloutReload, (c, v) => c with { RolloutReload = v }),
+        Int("rollout_concurrency", "rollout", "requests in flight per rollout server", 1, 1024, c => c.RolloutConcurrency, (c, v) => c with { RolloutConcurrency = v }),
+        Real("rollout_timeout", "rollout", "seconds after which a rollout request or reload counts as its server's failure", 0, 86400, c => c.RolloutTimeout, (c, v) => c with { RolloutTimeout = v }, minOpen: true),
 
         Int("inner_updates", "objective", "Λ, passes over the rollout batch per iteration (Alg. 3 line 13)", 1, 64, c => c.InnerUpdates, (c, v) => c with { InnerUpdates = v }),
         Int("minibatches", "objective", "optimiser steps per pass (the rollout batch is split evenly)", 1, 4096, c => c.Minibatches, (c, v) => c with { Minibatches = v }),

@@ -40,6 +40,8 @@ public sealed record Experience
     /// <summary>Response tokens sampled (Σ of the loss mask) and the seconds the rollout took.</summary>
     public required long SampledTokens { get; init; }
     public required double SampleSeconds { get; init; }
+    /// <summary>The rollout engine's metrics of this batch (empty for the in-process sampler).</summary>
+    public IReadOnlyDictionary<string, double> RolloutMetrics { get; init; } = new Dictionary<string, double>();
 
     public long PromptLength => Generation.PromptLength;
     public long ResponseLength => Generation.ResponseLength;

@@ -3,6 +3,7 @@ using EmaPg.Common;
 using EmaPg.Divergences;
 using EmaPg.Model;
 using EmaPg.Objectives;
+using EmaPg.Rollout;
 using EmaPg.Sampling;
 using EmaPg.Tasks;
 using EmaPg.Tokenization;
@@ -16,7 +17,7 @@ namespace EmaPg.Training;
 /// θ_old and of the anchor at the sampled tokens, the index set q and the anchor's log-probs at q, and advantages. Every
 /// random draw is seeded from (seed, t), so a resumed run makes the same experience as an uninterrupted one.
 /// </summary>
-internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages, bool fused)
+internal sealed class ExperienceMaker(TrainConfig config, ITask task, DivergenceEstimator? kl, AdvantageEstimator advantages, bool fused, IRolloutEngine rollout)
 {
     /// <summary>|q|: k of Top-k estimators, capped by the vocabulary; 0 when the estimator needs no index set.</summary>
     private int K(CausalLM policy) => kl is null || kl.Index == IndexSource.None ? 0 : Math.Min(config.KlTopK, policy.Config.VocabSize);
@@ -31,11 +32,12 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         bool reverseTopk = kl?.Index == IndexSource.SamplingPolicy;
         int k = K(policy);
         var tok = task.Tokenizer;
-        var gen = Sampler.Generate(policy, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+        var rolled = rollout.Generate(policy, t, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
         {
             Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
             ReturnTopK = reverseTopk ? k : 0,
-        }, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+        }, SeedMix.Mix(config.Seed, t, 2));
+        var gen = rolled.Generation;
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;
@@ -53,12 +55,26 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
             else if (reverseTopk) anchorLogpQ = anchorScore.GatheredLogProbs!;
             anchorFull = anchorScore.FullLogProbs;
         }
+        var rolloutMetrics = new Dictionary<string, double>(rolled.Metrics);
+        if (gen.WeightVersions is not null) rolloutMetrics["rollout_logp_gap"] = LogpGap(policy, gen, oldLogp);
         var r = tensor(rewards, dtype: float32, device: policy.Device);
         return new Experience
         {
             Problems = rolloutProblems, Generation = gen, Sequences = gen.Sequences(), AttentionMask = gen.AttentionMask(), LossMask = mask,
             SamplingLogp = gen.LogProbs, OldLogp = oldLogp, AnchorLogp = anchorLogp, Q = q, AnchorLogpQ = anchorLogpQ, AnchorFull = anchorFull,
             Rewards = rewards, Advantages = advantages.Compute(r, config.GroupSize), SampledTokens = sampledTokens, SampleSeconds = sampleSeconds,
+            RolloutMetrics = rolloutMetrics,
         };
+    }
+
+    /// <summary>Mean |log π_server − log π_θold| over response tokens, both at the sampling temperature: how far the
+    /// server's numerics (e.g. BF16) or a stale weight version put its log-probs from the trainer's.</summary>
+    private double LogpGap(CausalLM policy, GenerationResult gen, Tensor oldLogp)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var trainer = config.Temperature == 1.0 ? oldLogp : Scorer.Score(policy, gen, temperature: config.Temperature).LogProbs;
+        var mask = gen.ResponseMask;
+        return ((gen.LogProbs - trainer).abs() * mask).sum().item<float>() / Math.Max(1f, mask.sum().item<float>());
     }
 }

@@ -57,6 +57,12 @@ public sealed record TrainConfig
     public int GroupSize { get; init; } = 8;
     public double Temperature { get; init; } = 1.0;
     public int MaxNewTokens { get; init; } = 8;
+    public string RolloutServers { get; init; } = "";
+    public string RolloutWeightsDir { get; init; } = "";
+    public string RolloutApi { get; init; } = "openai";
+    public string RolloutReload { get; init; } = "update_weights_from_disk";
+    public int RolloutConcurrency { get; init; } = 4;
+    public double RolloutTimeout { get; init; } = 600;
 
     // Policy-gradient objective (App. A)
     public int InnerUpdates { get; init; } = 1;

@@ -84,7 +84,8 @@ public static class TrainRun
         using var baseOwner = baseModel;
         var (basePass1, basePassK) = BaseScores(c, task, baseModel, baseScoreKey, log);
 
-        using var trainer = new Trainer(c, task, baseModel, basePass1, basePassK);
+        using var rollout = MakeRolloutEngine(c, runDir, inputs, log);
+        using var trainer = new Trainer(c, task, baseModel, basePass1, basePassK, rollout);
         int start = 1;
         if (mode == StartMode.Resume)
         {
@@ -108,6 +109,15 @@ public static class TrainRun
                 string where = last > 0 ? $"The last good checkpoint is {dir.CheckpointPath} (iteration {last})" : "No checkpoint was written before it diverged";
                 throw new RunDivergedError($"{e.Message} {where}; change the settings (learning_rate, kl_beta, grad_clip) and start a new run from its config.");
             }
+            catch (Rollout.RolloutServersUnavailableError e)
+            {
+                // The state after iteration t − 1 is good: keep it, so that a restart loses no finished iteration.
+                if (t > 1 && !(t - 1 == start - 1 || Trainer.IsCheckpointIteration(c, t - 1)))
+                    dir.SaveCheckpoint(trainer.SaveCheckpoint, p => trainer.VerifyCheckpoint(p));
+                throw new Rollout.RolloutServersUnavailableError(t > 1
+                    ? $"iteration {t}: {e.Message} The checkpoint {dir.CheckpointPath} holds iteration {t - 1}."
+                    : $"iteration 1: {e.Message} No iteration finished, so there is nothing to resume: start the run again with --restart.");
+            }
             bool evalNow = t == c.Iterations || (c.EvalEvery > 0 && t % c.EvalEvery == 0);
             if (evalNow)
             {
@@ -129,6 +139,23 @@ public static class TrainRun
         var summary = Summary(c, trainer, lastPass1, lastPassK, total.Elapsed.TotalSeconds);
         AtomicFile.WriteAllText(dir.SummaryPath, JsonSerializer.Serialize(SummaryJson(summary), new JsonSerializerOptions { WriteIndented = true }));
         return summary;
+    }
+
+    /// <summary>The rollout engine a config names: in-process when rollout_servers is empty, else the HTTP servers, which load
+    /// the policy from a Hugging Face folder written like policy/ (same config and tokenizer files).</summary>
+    public static Rollout.IRolloutEngine MakeRolloutEngine(TrainConfig c, string runDir, RunInputs inputs, Action<string>? log)
+    {
+        if (c.RolloutServers.Length == 0) return new Rollout.LocalRolloutEngine();
+        var options = new Rollout.HttpRolloutOptions
+        {
+            Servers = Rollout.HttpRolloutOptions.ParseServers(c.RolloutServers),
+            WeightsDir = c.RolloutWeightsDir.Length > 0 ? c.RolloutWeightsDir : Path.Combine(runDir, "rollout-weights"),
+            Api = c.RolloutApi == "sglang" ? Rollout.RolloutApi.Sglang : Rollout.RolloutApi.OpenAi,
+            Reload = c.RolloutReload == "collective_rpc" ? Rollout.ReloadApi.CollectiveRpc : Rollout.ReloadApi.UpdateWeightsFromDisk,
+            Concurrency = c.RolloutConcurrency,
+            Timeout = TimeSpan.FromSeconds(c.RolloutTimeout),
+        };
+        return new Rollout.HttpRolloutEngine(options, (model, folder) => Model.HuggingFace.HfCheckpoint.Save(model, inputs.ModelConfig, folder, inputs.TokenizerDir), log);
     }
 
     /// <summary>

@@ -6,6 +6,7 @@ using EmaPg.Eval;
 using EmaPg.Model;
 using EmaPg.Objectives;
 using EmaPg.Optim;
+using EmaPg.Rollout;
 using EmaPg.Sampling;
 using EmaPg.Stability;
 using EmaPg.Tasks;
@@ -53,7 +54,8 @@ public sealed class Trainer : IDisposable
     public CausalLM Policy => _policy;
     public CausalLM AnchorModel => _anchor;
 
-    public Trainer(TrainConfig config, ITask task, CausalLM basePolicy, double basePass1, double basePassK)
+    /// <param name="rollout">where rollouts are sampled; null = in-process (<see cref="LocalRolloutEngine"/>). Not owned.</param>
+    public Trainer(TrainConfig config, ITask task, CausalLM basePolicy, double basePass1, double basePassK, IRolloutEngine? rollout = null)
     {
         _c = config;
         _task = task;
@@ -70,7 +72,7 @@ public sealed class Trainer : IDisposable
         if (kl is not null && kl.Index != IndexSource.None && config.KlTopK > basePolicy.Config.VocabSize)
             throw new UserError($"kl_topk must be ≤ the vocabulary size ({basePolicy.Config.VocabSize}), got {config.KlTopK}.");
         bool fused = ConfigSchema.UseFusedHead(config, basePolicy.Config.VocabSize, kl);
-        _maker = new ExperienceMaker(config, task, kl, Advantages.Get(config.AdvantageNorm), fused);
+        _maker = new ExperienceMaker(config, task, kl, Advantages.Get(config.AdvantageNorm), fused, rollout ?? new LocalRolloutEngine());
         _updater = new PolicyUpdater(config, _policy, _opt, kl, new EstimatorOptions { SMin = config.IsClipMin, SMax = config.IsClipMax }.Validated(),
             LossAggregation.Parse(config.LossAggMode), PolicyLosses.Get(config.PolicyLoss), checkFinite: config.GuardSnapshots, fused);
         _state = new TrainerState { BasePass1 = basePass1, BasePassK = basePassK };
@@ -174,6 +176,7 @@ public sealed class Trainer : IDisposable
         m["sample_tokens_per_second"] = x.SampledTokens / Math.Max(1e-9, x.SampleSeconds);
         m["train_tokens_per_second"] = u.TrainTokens / Math.Max(1e-9, u.Seconds);
         m["iteration_seconds"] = sw.Elapsed.TotalSeconds;
+        foreach (var (key, value) in x.RolloutMetrics) m[key] = value;
 
         _state = _state with
         {
