@@ -40,6 +40,8 @@ public sealed record Experience
     /// <summary>Response tokens sampled (Σ of the loss mask) and the seconds the rollout took.</summary>
     public required long SampledTokens { get; init; }
     public required double SampleSeconds { get; init; }
+    /// <summary>The environment's metrics of this batch (turns, searches, …) when an <see cref="IRolloutEnvironment"/> made it; else null.</summary>
+    public IReadOnlyDictionary<string, double>? EnvironmentMetrics { get; init; }
 
     public long PromptLength => Generation.PromptLength;
     public long ResponseLength => Generation.ResponseLength;

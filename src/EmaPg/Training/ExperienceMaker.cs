@@ -31,15 +31,27 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         bool reverseTopk = kl?.Index == IndexSource.SamplingPolicy;
         int k = K(policy);
         var tok = task.Tokenizer;
-        var gen = Sampler.Generate(policy, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+        GenerationResult gen;
+        double[] rewards;
+        IReadOnlyDictionary<string, double>? envMetrics = null;
+        if (task is IRolloutEnvironment env)
         {
-            Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
-            ReturnTopK = reverseTopk ? k : 0,
-        }, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+            // A multi-turn environment rolls the batch out itself; its response mask is the loss mask (observations 0).
+            var batch = env.Rollout(policy, rolloutProblems, config.Temperature, reverseTopk ? k : 0, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+            (gen, rewards, envMetrics) = (batch.Generation, batch.Rewards, batch.Metrics);
+        }
+        else
+        {
+            gen = Sampler.Generate(policy, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+            {
+                Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
+                ReturnTopK = reverseTopk ? k : 0,
+            }, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+            rewards = rolloutProblems.Select((p, i) => task.Reward(p, gen.ResponseTokens[i])).ToArray();
+        }
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;
-        var rewards = rolloutProblems.Select((p, i) => task.Reward(p, gen.ResponseTokens[i])).ToArray();
 
         Tensor oldLogp, anchorLogp;
         Tensor? q = null, anchorLogpQ = null, anchorFull;
@@ -59,6 +71,7 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
             Problems = rolloutProblems, Generation = gen, Sequences = gen.Sequences(), AttentionMask = gen.AttentionMask(), LossMask = mask,
             SamplingLogp = gen.LogProbs, OldLogp = oldLogp, AnchorLogp = anchorLogp, Q = q, AnchorLogpQ = anchorLogpQ, AnchorFull = anchorFull,
             Rewards = rewards, Advantages = advantages.Compute(r, config.GroupSize), SampledTokens = sampledTokens, SampleSeconds = sampleSeconds,
+            EnvironmentMetrics = envMetrics,
         };
     }
 }
