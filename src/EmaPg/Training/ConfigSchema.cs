@@ -135,7 +135,7 @@ public static class ConfigSchema
         Real("sft_learning_rate", "cold start", "cold-start peak learning rate", 0, 1, c => c.SftLearningRate, (c, v) => c with { SftLearningRate = v }, minOpen: true),
 
         Choice("env", "search", "how a rollout is made: single-turn (one sampled response) or search (Search-R1's multi-turn episodes with a retriever; reward = exact match of the last <answer>)", () => ["single-turn", "search"], c => c.Env, (c, v) => c with { Env = v }),
-        Text("retriever", "search", "env = search: empty = the in-process BM25 index of the embedded world's corpus (built in the cache), or the URL of a Search-R1 retrieval server (POST /retrieve, e.g. `emapg search serve`)", c => c.Retriever, (c, v) => c with { Retriever = v }, v =>
+        Text("retriever", "search", "env = search: empty = the in-process BM25 index of the embedded world's corpus, built in the cache; or the URL of a server speaking Search-R1's POST /retrieve protocol, such as `emapg search serve`", c => c.Retriever, (c, v) => c with { Retriever = v }, v =>
         {
             if (v.Length > 0 && !(Uri.TryCreate(v, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
                 throw new UserError($"retriever must be empty (the in-process index) or an http(s) URL, got '{v}'.");
