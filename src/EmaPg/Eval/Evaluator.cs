@@ -72,10 +72,13 @@ public static class Evaluator
         {
             using var scope = NewDisposeScope();
             var batch = jobs.Skip(start).Take(o.BatchSize).ToList();
-            using var result = Sampler.Generate(model, batch.Select(i => task.EncodePrompt(problems[i])).ToList(), sampling, gen);
+            // A multi-turn environment rolls out and scores its own episodes (pass@1 = its reward, e.g. exact match).
+            var env = task as IRolloutEnvironment;
+            var rolled = env?.Rollout(model, batch.Select(i => problems[i]).ToList(), o.Temperature, 0, gen);
+            using var result = rolled?.Generation ?? Sampler.Generate(model, batch.Select(i => task.EncodePrompt(problems[i])).ToList(), sampling, gen);
             for (int j = 0; j < batch.Count; j++)
             {
-                double r = task.Reward(problems[batch[j]], result.ResponseTokens[j]);
+                double r = rolled?.Rewards[j] ?? task.Reward(problems[batch[j]], result.ResponseTokens[j]);
                 rewardSum += r;
                 tokens += result.ResponseTokens[j].Length;
                 if (r >= 1.0) correct[batch[j]]++;

@@ -102,6 +102,8 @@ public static class ColdStart
             // Real vocabularies: token log-probs from hidden states through the chunked head, never a [B, L, |V|] tensor.
             using var score = Scorer.Score(model, seq, attn, pIds.shape[1], fused: model.Config.VocabSize >= ConfigSchema.FusedHeadAutoVocab);
             var mask = rMask.to_type(score.LogProbs.dtype);
+            // Demonstrations with observations: only the model's own tokens carry the supervised loss.
+            if (task is IMaskedSolutions masked) mask = RightPadMasks(problems.Select(masked.SolutionLossMask).ToList(), rIds.shape[1], model.Device);
             var loss = -(score.LogProbs * mask).sum() / mask.sum();
             opt.ZeroGrad();
             loss.backward();
@@ -114,6 +116,14 @@ public static class ColdStart
         }
         model.eval();
         return (sw.Elapsed.TotalSeconds, sft.Steps == 0 ? double.NaN : tailSum / Math.Min(tail, sft.Steps));
+    }
+
+    /// <summary>[B, width] float32 of per-token masks, zero-padded on the right.</summary>
+    private static Tensor RightPadMasks(IReadOnlyList<float[]> masks, long width, Device device)
+    {
+        var data = new float[masks.Count * width];
+        for (int i = 0; i < masks.Count; i++) masks[i].CopyTo(data, i * width);
+        return tensor(data, [masks.Count, width], device: device);
     }
 
     private static double ParseOr(IReadOnlyDictionary<string, string> meta, string key) =>

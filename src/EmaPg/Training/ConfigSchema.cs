@@ -60,7 +60,7 @@ public static class ConfigSchema
     public static readonly IReadOnlyList<string> PaperPresets = ["grpo", "ema-anchor", "ema-pg-reverse", "ema-pg-forward"];
 
     /// <summary>Every preset: the paper's, RPG's headline variants (iterative reference) GSPO/CISPO with the EMA anchor, and the embedded word-problems job.</summary>
-    public static readonly IReadOnlyList<string> Presets = [.. PaperPresets, "rpg-fkl", "rpg-rkl", "rpg-ufkl", "rpg-urkl", "gspo", "cispo", "word-problems"];
+    public static readonly IReadOnlyList<string> Presets = [.. PaperPresets, "rpg-fkl", "rpg-rkl", "rpg-ufkl", "rpg-urkl", "gspo", "cispo", "word-problems", "search"];
 
     /// <summary>A free-text key; <paramref name="check"/> throws a <see cref="UserError"/> for a bad value.</summary>
     private static ConfigKey Text(string name, string section, string help, Func<TrainConfig, string> get, Func<TrainConfig, string, TrainConfig> set, Action<string>? check = null) =>
@@ -81,8 +81,8 @@ public static class ConfigSchema
             return set(c, v.Length == 0 ? "" : System.IO.Path.GetFullPath(v));
         });
 
-    /// <summary>Names of <c>task</c>: auto = dataset when <c>data</c> is set, else arithmetic.</summary>
-    public static readonly IReadOnlyList<string> TaskNames = ["auto", "arithmetic", "word-problems", "dataset"];
+    /// <summary>Names of <c>task</c>: auto = dataset when <c>data</c> is set, else search-world with env = search, else arithmetic.</summary>
+    public static readonly IReadOnlyList<string> TaskNames = ["auto", "arithmetic", "word-problems", "dataset", "search-world"];
 
     public static readonly IReadOnlyList<ConfigKey> Keys =
     [
@@ -92,7 +92,7 @@ public static class ConfigSchema
         Choice("device", "run", "tensor device", () => ["cpu", "cuda"], c => c.Device, (c, v) => c with { Device = v }),
         Int("threads", "run", "intra-op CPU threads, 0 = TorchSharp's default", 0, 256, c => c.Threads, (c, v) => c with { Threads = v }),
 
-        Choice("task", "task", "what to train on: arithmetic (embedded, character tokenizer), word-problems (embedded, math reward, chat template), dataset (data/eval_data files); auto = dataset when data is set, else arithmetic", () => TaskNames, c => c.Task, (c, v) => c with { Task = v }),
+        Choice("task", "task", "what to train on: arithmetic (embedded, character tokenizer), word-problems (embedded, math reward, chat template), dataset (data/eval_data files), search-world (the embedded fictional world's questions, env = search); auto = dataset when data is set, else search-world with env = search, else arithmetic", () => TaskNames, c => c.Task, (c, v) => c with { Task = v }),
         PathKey("data", "task", "training split, JSONL or Parquet (verl's RL schema or question/answer rows)", c => c.Data, (c, v) => c with { Data = v }),
         PathKey("eval_data", "task", "test split for pass@k, same formats", c => c.EvalData, (c, v) => c with { EvalData = v }),
         Choice("reward", "task", "reward function (`emapg reward --list`); auto = the task's own (arithmetic: the digits; word-problems and datasets: math)", () => ["auto", .. Rewards.RewardRegistry.All.Select(r => r.Name)], c => c.Reward, (c, v) => c with { Reward = v }),
@@ -133,6 +133,19 @@ public static class ConfigSchema
         Int("sft_steps", "cold start", "supervised cold-start steps (cached by settings)", 0, 1_000_000, c => c.SftSteps, (c, v) => c with { SftSteps = v }),
         Int("sft_batch", "cold start", "cold-start batch size", 1, 65536, c => c.SftBatch, (c, v) => c with { SftBatch = v }),
         Real("sft_learning_rate", "cold start", "cold-start peak learning rate", 0, 1, c => c.SftLearningRate, (c, v) => c with { SftLearningRate = v }, minOpen: true),
+
+        Choice("env", "search", "how a rollout is made: single-turn (one sampled response) or search (Search-R1's multi-turn episodes with a retriever; reward = exact match of the last <answer>)", () => ["single-turn", "search"], c => c.Env, (c, v) => c with { Env = v }),
+        Text("retriever", "search", "env = search: empty = the in-process BM25 index of the embedded world's corpus, built in the cache; or the URL of a server speaking Search-R1's POST /retrieve protocol, such as `emapg search serve`", c => c.Retriever, (c, v) => c with { Retriever = v }, v =>
+        {
+            if (v.Length > 0 && !(Uri.TryCreate(v, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+                throw new UserError($"retriever must be empty (the in-process index) or an http(s) URL, got '{v}'.");
+        }),
+        Int("max_turns", "search", "turns that may search; a final turn follows whose search is not executed (0 = no retrieval)", 0, 64, c => c.MaxTurns, (c, v) => c with { MaxTurns = v }),
+        Int("search_topk", "search", "passages per search", 1, 100, c => c.SearchTopK, (c, v) => c with { SearchTopK = v }),
+        Int("max_turn_tokens", "search", "new tokens per model turn (Search-R1's max_response_length)", 1, 1 << 20, c => c.MaxTurnTokens, (c, v) => c with { MaxTurnTokens = v }),
+        Int("max_obs_tokens", "search", "tokens of one observation, <information> tags included (max_obs_length)", 1, 1 << 20, c => c.MaxObsTokens, (c, v) => c with { MaxObsTokens = v }),
+        Int("max_episode_tokens", "search", "all tokens after the prompt, the model's and the observations'; an episode reaching it ends without an answer", 1, 1 << 22, c => c.MaxEpisodeTokens, (c, v) => c with { MaxEpisodeTokens = v }),
+        Choice("search_prompt", "search", "prompt of a question: search-r1 (Search-R1's base template) or short ('Question: …?' and a newline, for the small embedded policy)", () => ["search-r1", "short"], c => c.SearchPrompt, (c, v) => c with { SearchPrompt = v }),
 
         Int("prompts_per_iteration", "rollout", "prompts sampled per iteration", 1, 4096, c => c.PromptsPerIteration, (c, v) => c with { PromptsPerIteration = v }),
         Int("group_size", "rollout", "responses per prompt N (group advantages need N ≥ 2)", 2, 1024, c => c.GroupSize, (c, v) => c with { GroupSize = v }),
@@ -200,7 +213,7 @@ public static class ConfigSchema
         };
 
     /// <summary>The task a config trains on, with auto resolved.</summary>
-    public static string ResolvedTask(TrainConfig c) => c.Task == "auto" ? (c.Data.Length > 0 ? "dataset" : "arithmetic") : c.Task;
+    public static string ResolvedTask(TrainConfig c) => c.Task == "auto" ? (c.Data.Length > 0 ? "dataset" : c.Env == "search" ? "search-world" : "arithmetic") : c.Task;
 
     /// <summary>Parameter count from which activation_checkpointing = auto recomputes layers: the toy policy (≈0.6M) keeps its plain, faster backward.</summary>
     public const long CheckpointingAutoParameters = 50_000_000;
@@ -248,6 +261,16 @@ public static class ConfigSchema
             throw new UserError($"task = arithmetic uses its own character tokenizer; tokenizer must be auto, got '{c.Tokenizer}'.");
         if (task == "arithmetic" && c.Reward is not ("auto" or "arithmetic"))
             throw new UserError($"task = arithmetic scores responses by their tokens; reward must be auto, got '{c.Reward}'.");
+        if (c.Env == "search" && task is not ("dataset" or "search-world"))
+            throw new UserError($"env = search answers questions: task must be auto, dataset or search-world, got '{c.Task}'.");
+        if (task == "search-world" && c.Env != "search")
+            throw new UserError("task = search-world needs env = search (its questions are answered with the search engine).");
+        if (task == "search-world" && (c.Model.Length > 0 || c.Tokenizer != "auto"))
+            throw new UserError("task = search-world uses its own character tokenizer over the world's alphabet; model and tokenizer must be unset (use task = dataset with your data for a Hugging Face model).");
+        if (c.Env == "search" && c.Reward is not ("auto" or "exact-match"))
+            throw new UserError($"env = search rewards exact match of the last <answer>; reward must be auto or exact-match, got '{c.Reward}'.");
+        if (c.Env != "search" && c.Retriever.Length > 0)
+            throw new UserError("retriever is used only by env = search.");
         if (c.Model.Length > 0 && c.Tokenizer != "auto")
             throw new UserError($"a model folder brings its own tokenizer; tokenizer must be auto with model = {c.Model}, got '{c.Tokenizer}'.");
         if (c.Reward == "external" && c.RewardCommand.Length == 0)

@@ -42,6 +42,8 @@ public sealed record Experience
     public required double SampleSeconds { get; init; }
     /// <summary>The rollout engine's metrics of this batch (empty for the in-process sampler).</summary>
     public IReadOnlyDictionary<string, double> RolloutMetrics { get; init; } = new Dictionary<string, double>();
+    /// <summary>The environment's metrics of this batch (turns, searches, …) when an <see cref="IRolloutEnvironment"/> made it; else null.</summary>
+    public IReadOnlyDictionary<string, double>? EnvironmentMetrics { get; init; }
 
     public long PromptLength => Generation.PromptLength;
     public long ResponseLength => Generation.ResponseLength;

@@ -32,16 +32,30 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         bool reverseTopk = kl?.Index == IndexSource.SamplingPolicy;
         int k = K(policy);
         var tok = task.Tokenizer;
-        var rolled = rollout.Generate(policy, t, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+        GenerationResult gen;
+        double[] rewards;
+        IReadOnlyDictionary<string, double>? envMetrics = null;
+        IReadOnlyDictionary<string, double> engineMetrics = new Dictionary<string, double>();
+        if (task is IRolloutEnvironment env)
         {
-            Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
-            ReturnTopK = reverseTopk ? k : 0,
-        }, SeedMix.Mix(config.Seed, t, 2));
-        var gen = rolled.Generation;
+            // A multi-turn environment rolls the batch out itself; its response mask is the loss mask (observations 0).
+            var batch = env.Rollout(policy, rolloutProblems, config.Temperature, reverseTopk ? k : 0, new Generator(SeedMix.Mix(config.Seed, t, 2)));
+            (gen, rewards, envMetrics) = (batch.Generation, batch.Rewards, batch.Metrics);
+        }
+        else
+        {
+            var rolled = rollout.Generate(policy, t, rolloutProblems.Select(task.EncodePrompt).ToList(), new SamplingOptions
+            {
+                Temperature = config.Temperature, MaxNewTokens = config.MaxNewTokens, StopTokens = [.. tok.EosTokenIds], PadToken = tok.PaddingId(),
+                ReturnTopK = reverseTopk ? k : 0,
+            }, SeedMix.Mix(config.Seed, t, 2));
+            (gen, engineMetrics) = (rolled.Generation, rolled.Metrics);
+            var responses = gen.ResponseTokens;
+            rewards = rolloutProblems.Select((p, i) => task.Reward(p, responses[i])).ToArray();
+        }
         var mask = gen.ResponseMask;
         long sampledTokens = (long)mask.sum().item<float>();
         double sampleSeconds = sw.Elapsed.TotalSeconds;
-        var rewards = rolloutProblems.Select((p, i) => task.Reward(p, gen.ResponseTokens[i])).ToArray();
 
         Tensor oldLogp, anchorLogp;
         Tensor? q = null, anchorLogpQ = null, anchorFull;
@@ -55,7 +69,7 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
             else if (reverseTopk) anchorLogpQ = anchorScore.GatheredLogProbs!;
             anchorFull = anchorScore.FullLogProbs;
         }
-        var rolloutMetrics = new Dictionary<string, double>(rolled.Metrics);
+        var rolloutMetrics = new Dictionary<string, double>(engineMetrics);
         if (gen.WeightVersions is not null) rolloutMetrics["rollout_logp_gap"] = LogpGap(policy, gen, oldLogp);
         var r = tensor(rewards, dtype: float32, device: policy.Device);
         return new Experience
@@ -64,6 +78,7 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
             SamplingLogp = gen.LogProbs, OldLogp = oldLogp, AnchorLogp = anchorLogp, Q = q, AnchorLogpQ = anchorLogpQ, AnchorFull = anchorFull,
             Rewards = rewards, Advantages = advantages.Compute(r, config.GroupSize), SampledTokens = sampledTokens, SampleSeconds = sampleSeconds,
             RolloutMetrics = rolloutMetrics,
+            EnvironmentMetrics = envMetrics,
         };
     }
 

@@ -1,5 +1,6 @@
 using EmaPg.Common;
 using EmaPg.Data;
+using EmaPg.Environments.Search;
 using EmaPg.Model;
 using EmaPg.Model.HuggingFace;
 using EmaPg.Rewards;
@@ -16,8 +17,12 @@ namespace EmaPg.Training;
 /// </summary>
 public sealed class RunInputs : IDisposable
 {
-    private RunInputs(ITask task, HfConfig modelConfig, string? tokenizerDir, string? modelDir, SafeReward? reward, IReadOnlyList<DatasetReport> reports)
+    private readonly IDisposable? _retriever;
+
+    private RunInputs(ITask task, HfConfig modelConfig, string? tokenizerDir, string? modelDir, SafeReward? reward, IReadOnlyList<DatasetReport> reports,
+        IDisposable? retriever = null)
     {
+        _retriever = retriever;
         Task = task;
         ModelConfig = modelConfig;
         TokenizerDir = tokenizerDir;
@@ -44,9 +49,11 @@ public sealed class RunInputs : IDisposable
     /// <summary>Rows generated for the word-problems task's training split (the generator's stream, test questions excluded).</summary>
     public const int WordProblemsTrainRows = 20_000;
 
-    public static RunInputs Create(TrainConfig c)
+    /// <param name="cacheDir">Where derived data is kept (the embedded world's BM25 index for env = search).</param>
+    public static RunInputs Create(TrainConfig c, string cacheDir = "runs/.cache")
     {
         var taskName = ConfigSchema.ResolvedTask(c);
+        if (taskName == "search-world") return SearchWorldInputs(c, cacheDir);
         if (taskName == "arithmetic")
         {
             var arithmetic = TrainRun.MakeTask(c);
@@ -65,7 +72,7 @@ public sealed class RunInputs : IDisposable
                 throw new UserError($"the tokenizer in '{tokenizerDir}' has no chat template; set no_chat_template = true to use prompts as plain text.");
             var renderer = new PromptRenderer(m => template!.Render(m, addGenerationPrompt: true), s => tokenizer.Encode(s).Length);
             var options = DataOptions(c);
-            reward = RewardRegistry.CreateSafe(c.Reward == "auto" ? "math" : c.Reward,
+            reward = RewardRegistry.CreateSafe(c.Reward != "auto" ? c.Reward : c.Env == "search" ? "exact-match" : "math",
                 new RewardOptions { Command = c.RewardCommand.Length > 0 ? c.RewardCommand : null, Timeout = TimeSpan.FromSeconds(c.RewardTimeout) });
             List<PromptExample> train, test;
             var reports = new List<DatasetReport>();
@@ -94,7 +101,22 @@ public sealed class RunInputs : IDisposable
                 fingerprint = $"dataset/{FileStamp(c.Data)}/{FileStamp(c.EvalData)}";
             }
             fingerprint += $"/{options}/{tokenizer.VocabSize}/{reward.Name}";
-            var task = new DatasetTask(taskName, train, test, tokenizer, reward, c.MaxNewTokens, addSpecialTokens: c.NoChatTemplate, fingerprint);
+            ITask task;
+            IDisposable? retriever = null;
+            if (c.Env == "search")
+            {
+                // Search-R1's template around each row's question, rendered with the model's chat template (or as plain text).
+                string Prompt(string question)
+                {
+                    var text = SearchPromptOf(c, question);
+                    return c.NoChatTemplate ? text : template!.Render([new ChatMessage("user", text)], addGenerationPrompt: true);
+                }
+                var (r, owned) = OpenRetriever(c, cacheDir);
+                retriever = owned;
+                task = new SearchTask("search", [.. train.Select(QuestionOf)], [.. test.Select(QuestionOf)], tokenizer, r, SearchOptions(c), Prompt,
+                    addSpecialTokens: c.NoChatTemplate, $"{fingerprint}/{c.SearchPrompt}/{c.Retriever}");
+            }
+            else task = new DatasetTask(taskName, train, test, tokenizer, reward, c.MaxNewTokens, addSpecialTokens: c.NoChatTemplate, fingerprint);
             HfConfig config;
             if (modelDir is not null)
             {
@@ -108,7 +130,7 @@ public sealed class RunInputs : IDisposable
                 var built = TrainRun.MakeModelConfig(c, task) with { ModelType = c.ModelArch, VocabSize = Math.Max(c.VocabSize, tokenizer.VocabSize), MaxPositionEmbeddings = 4096 };
                 config = HfConfig.FromModel(built, tokenizer.BosTokenId, tokenizer.EosTokenIds, tokenizer.PadTokenId);
             }
-            return new RunInputs(task, config, tokenizerDir, modelDir, reward, reports);
+            return new RunInputs(task, config, tokenizerDir, modelDir, reward, reports, retriever);
         }
         catch
         {
@@ -116,6 +138,70 @@ public sealed class RunInputs : IDisposable
             tokenizer.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Seed of the embedded world of task = search-world (fixed: the world, its corpus and its split are part of the job).</summary>
+    public const int SearchWorldSeed = 0;
+
+    /// <summary>The embedded search job: the world's questions, its corpus's BM25 index (built once in the cache), the character tokenizer over its alphabet, demonstrations for the cold start.</summary>
+    private static RunInputs SearchWorldInputs(TrainConfig c, string cacheDir)
+    {
+        var world = SearchWorld.Generate(new SearchWorldOptions { Seed = SearchWorldSeed });
+        var (retriever, owned) = OpenRetriever(c, cacheDir, world);
+        try
+        {
+            var options = SearchOptions(c);
+            // Demonstrations search the world's own index (a served one may differ); a question whose passage it misses has none and is left out of training.
+            IRetriever demoIndex = c.Retriever.Length == 0 ? retriever : Bm25Index.InMemory(world.Corpus);
+            var train = world.Train.Select(q => (q, demo: Demonstrations.For(q, demoIndex, options.TopK))).Where(x => x.demo is not null)
+                .Select(x => new SearchQuestion(x.q.Question, x.q.GoldenAnswers, x.q.Id, "emapg-world", x.demo)).ToList();
+            if (!ReferenceEquals(demoIndex, retriever)) (demoIndex as IDisposable)?.Dispose();
+            var test = world.Test.Select(q => new SearchQuestion(q.Question, q.GoldenAnswers, q.Id, "emapg-world")).ToList();
+            var chars = new CharTokenizer(SearchWorld.Alphabet);
+            var task = new SearchTask("search-world", train, test, chars, retriever, options, q => SearchPromptOf(c, q), addSpecialTokens: true,
+                $"world-{SearchWorldSeed}/{c.SearchPrompt}/{c.Retriever}");
+            var mc = HfConfig.FromModel(TrainRun.MakeModelConfig(c, task) with { ModelType = c.ModelArch }, chars.BosId, [chars.EosId], chars.PadId);
+            return new RunInputs(task, mc, null, null, null, [], owned);
+        }
+        catch
+        {
+            owned?.Dispose();
+            throw;
+        }
+    }
+
+    private static SearchEnvOptions SearchOptions(TrainConfig c) => new SearchEnvOptions
+    {
+        MaxTurns = c.MaxTurns, TopK = c.SearchTopK, MaxTurnTokens = c.MaxTurnTokens, MaxObservationTokens = c.MaxObsTokens, MaxResponseTokens = c.MaxEpisodeTokens,
+    }.Validate();
+
+    private static string SearchPromptOf(TrainConfig c, string question) =>
+        c.SearchPrompt == "short" ? $"Question: {SearchR1Protocol.NormalizeQuestion(question)}\n" : SearchR1Protocol.Prompt(question);
+
+    private static SearchQuestion QuestionOf(PromptExample e) =>
+        new(string.Join("\n", e.Messages.Where(m => m.Role == "user").Select(m => m.Content)), e.GroundTruths, e.Origin, e.DataSource);
+
+    /// <summary>The retriever of env = search: the URL's server, or the embedded world's index, built under the cache on first use.</summary>
+    private static (IRetriever Retriever, IDisposable? Owned) OpenRetriever(TrainConfig c, string cacheDir, SearchWorld? world = null)
+    {
+        if (c.Retriever.Length > 0)
+        {
+            var http = new HttpRetriever(c.Retriever);
+            return (http, http);
+        }
+        world ??= SearchWorld.Generate(new SearchWorldOptions { Seed = SearchWorldSeed });
+        var dir = Path.Combine(cacheDir, $"search-world-{SearchWorldSeed}-index");
+        if (!File.Exists(Path.Combine(dir, "complete")))
+        {
+            Directory.CreateDirectory(cacheDir);
+            var corpus = Path.Combine(cacheDir, $"search-world-{SearchWorldSeed}-corpus.jsonl");
+            world.WriteCorpus(corpus);
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            Bm25Index.Build(corpus, dir);
+            File.WriteAllText(Path.Combine(dir, "complete"), world.Corpus.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var index = Bm25Index.Open(dir);
+        return (index, index);
     }
 
     /// <summary>The base policy: the model folder's weights (float32, for training), or a fresh model of <see cref="ModelConfig"/> with the config's seed.</summary>
@@ -158,6 +244,7 @@ public sealed class RunInputs : IDisposable
 
     public void Dispose()
     {
+        _retriever?.Dispose();
         Reward?.Dispose();
         (Task.Tokenizer as IDisposable)?.Dispose();
     }

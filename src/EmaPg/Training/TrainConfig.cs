@@ -32,6 +32,16 @@ public sealed record TrainConfig
     public int WordProblemsMaxOperand { get; init; } = 20;
     public string WordProblemsSolution { get; init; } = "worked";
 
+    // The search environment (Search-R1's multi-turn rollouts)
+    public string Env { get; init; } = "single-turn";
+    public string Retriever { get; init; } = "";
+    public int MaxTurns { get; init; } = 2;
+    public int SearchTopK { get; init; } = 3;
+    public int MaxTurnTokens { get; init; } = 500;
+    public int MaxObsTokens { get; init; } = 500;
+    public int MaxEpisodeTokens { get; init; } = 2048;
+    public string SearchPrompt { get; init; } = "search-r1";
+
     // Policy model: an HF folder, or one built from the keys below and cold-started
     public string Model { get; init; } = "";
     public string ModelArch { get; init; } = "qwen2";

@@ -56,13 +56,13 @@ public static class TrainRun
         string cacheDir = "runs/.cache", Func<int, bool>? stopAfter = null)
     {
         var total = System.Diagnostics.Stopwatch.StartNew();
-        ValidateBeforeWriting(c);
+        ValidateBeforeWriting(c, cacheDir);
         using var dir = mode == StartMode.Resume ? RunDirectory.OpenExisting(runDir) : RunDirectory.CreateNew(runDir, restart: mode == StartMode.Restart);
         if (mode != StartMode.Resume) AtomicFile.WriteAllText(dir.ConfigPath, ConfigFile.Format(c));
         if (c.Threads > 0) set_num_threads(c.Threads);
         manual_seed(c.Seed);
         var device = MakeDevice(c);
-        using var inputs = RunInputs.Create(c);
+        using var inputs = RunInputs.Create(c, cacheDir);
         var task = inputs.Task;
         foreach (var report in inputs.DataReports) log?.Invoke(report.ToString());
 
@@ -176,11 +176,11 @@ public static class TrainRun
         Enumerable.Range(1, Math.Max(0, failedAt - 1)).LastOrDefault(t => t == start - 1 || (t >= start && Trainer.IsCheckpointIteration(c, t)));
 
     /// <summary>Every check that needs no run directory: ranges (already enforced by the schema), combinations, the device.</summary>
-    public static void ValidateBeforeWriting(TrainConfig c)
+    public static void ValidateBeforeWriting(TrainConfig c, string cacheDir = "runs/.cache")
     {
         ConfigSchema.CrossValidate(c);
         _ = MakeDevice(c);
-        using (var inputs = RunInputs.Create(c)) inputs.ModelConfig.Model.Validate();
+        using (var inputs = RunInputs.Create(c, cacheDir)) inputs.ModelConfig.Model.Validate();
         MakeSftConfig(c).Validate();
     }
 
