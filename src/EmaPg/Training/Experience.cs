@@ -40,10 +40,9 @@ public sealed record Experience
     /// <summary>Response tokens sampled (Σ of the loss mask) and the seconds the rollout took.</summary>
     public required long SampledTokens { get; init; }
     public required double SampleSeconds { get; init; }
-    /// <summary>The rollout engine's metrics of this batch (empty for the in-process sampler).</summary>
+    /// <summary>What made the rollouts reports about them: an HTTP engine's server metrics, or a multi-turn
+    /// <see cref="IRolloutEnvironment"/>'s (turns, searches, …); empty for the in-process sampler.</summary>
     public IReadOnlyDictionary<string, double> RolloutMetrics { get; init; } = new Dictionary<string, double>();
-    /// <summary>The environment's metrics of this batch (turns, searches, …) when an <see cref="IRolloutEnvironment"/> made it; else null.</summary>
-    public IReadOnlyDictionary<string, double>? EnvironmentMetrics { get; init; }
 
     public long PromptLength => Generation.PromptLength;
     public long ResponseLength => Generation.ResponseLength;

@@ -34,13 +34,12 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
         var tok = task.Tokenizer;
         GenerationResult gen;
         double[] rewards;
-        IReadOnlyDictionary<string, double>? envMetrics = null;
-        IReadOnlyDictionary<string, double> engineMetrics = new Dictionary<string, double>();
+        IReadOnlyDictionary<string, double> engineMetrics;
         if (task is IRolloutEnvironment env)
         {
             // A multi-turn environment rolls the batch out itself; its response mask is the loss mask (observations 0).
             var batch = env.Rollout(policy, rolloutProblems, config.Temperature, reverseTopk ? k : 0, new Generator(SeedMix.Mix(config.Seed, t, 2)));
-            (gen, rewards, envMetrics) = (batch.Generation, batch.Rewards, batch.Metrics);
+            (gen, rewards, engineMetrics) = (batch.Generation, batch.Rewards, batch.Metrics);
         }
         else
         {
@@ -78,7 +77,6 @@ internal sealed class ExperienceMaker(TrainConfig config, ITask task, Divergence
             SamplingLogp = gen.LogProbs, OldLogp = oldLogp, AnchorLogp = anchorLogp, Q = q, AnchorLogpQ = anchorLogpQ, AnchorFull = anchorFull,
             Rewards = rewards, Advantages = advantages.Compute(r, config.GroupSize), SampledTokens = sampledTokens, SampleSeconds = sampleSeconds,
             RolloutMetrics = rolloutMetrics,
-            EnvironmentMetrics = envMetrics,
         };
     }
 

@@ -56,13 +56,16 @@ public static class TrainRun
         string cacheDir = "runs/.cache", Func<int, bool>? stopAfter = null)
     {
         var total = System.Diagnostics.Stopwatch.StartNew();
-        ValidateBeforeWriting(c, cacheDir);
-        using var dir = mode == StartMode.Resume ? RunDirectory.OpenExisting(runDir) : RunDirectory.CreateNew(runDir, restart: mode == StartMode.Restart);
-        if (mode != StartMode.Resume) AtomicFile.WriteAllText(dir.ConfigPath, ConfigFile.Format(c));
+        // Everything that can be checked (ranges, combinations, the device, the data files) is checked before the run
+        // directory is touched; the data are read once, here.
+        ConfigSchema.CrossValidate(c);
+        var device = MakeDevice(c);
+        MakeSftConfig(c).Validate();
         if (c.Threads > 0) set_num_threads(c.Threads);
         manual_seed(c.Seed);
-        var device = MakeDevice(c);
         using var inputs = RunInputs.Create(c, cacheDir);
+        using var dir = mode == StartMode.Resume ? RunDirectory.OpenExisting(runDir) : RunDirectory.CreateNew(runDir, restart: mode == StartMode.Restart);
+        if (mode != StartMode.Resume) AtomicFile.WriteAllText(dir.ConfigPath, ConfigFile.Format(c));
         var task = inputs.Task;
         foreach (var report in inputs.DataReports) log?.Invoke(report.ToString());
 
@@ -174,15 +177,6 @@ public static class TrainRun
     /// <summary>The last iteration before <paramref name="failedAt"/> whose checkpoint exists (the one resumed from counts).</summary>
     private static int LastCheckpointIteration(TrainConfig c, int start, int failedAt) =>
         Enumerable.Range(1, Math.Max(0, failedAt - 1)).LastOrDefault(t => t == start - 1 || (t >= start && Trainer.IsCheckpointIteration(c, t)));
-
-    /// <summary>Every check that needs no run directory: ranges (already enforced by the schema), combinations, the device.</summary>
-    public static void ValidateBeforeWriting(TrainConfig c, string cacheDir = "runs/.cache")
-    {
-        ConfigSchema.CrossValidate(c);
-        _ = MakeDevice(c);
-        using (var inputs = RunInputs.Create(c, cacheDir)) inputs.ModelConfig.Model.Validate();
-        MakeSftConfig(c).Validate();
-    }
 
     private static TrainSummary Summary(TrainConfig c, Trainer tr, double p1, double pk, double totalSeconds)
     {

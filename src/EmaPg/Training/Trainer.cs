@@ -144,7 +144,6 @@ public sealed class Trainer : IDisposable
         m["reward_mean"] = x.Rewards.Average();
         m["train_accuracy"] = x.Rewards.Count(r => r >= 1.0) / (double)x.Rewards.Length;
         m["response_length"] = x.SampledTokens / (double)x.Rewards.Length;
-        foreach (var (name, value) in x.EnvironmentMetrics ?? new Dictionary<string, double>()) m[name] = value;
         if (_c.StabilityMonitor) LogStability(m, x);
 
         var u = _updater.Update(x, t);
