@@ -18,13 +18,13 @@ public sealed record HeadBenchOptions
     public int K { get; init; } = 32;
     /// <summary>Timed repetitions of each path; the first of naive and fused also gives max_rel_diff.</summary>
     public int Reps { get; init; } = 3;
-    /// <summary>Vocabulary chunk of the fused head; null: <see cref="TokenHead.DefaultChunkSize"/>.</summary>
+    /// <summary>Rows per chunk of the fused loss; null: <see cref="TokenHead.DefaultRowChunk"/> of |V|.</summary>
     public int? ChunkSize { get; init; }
     public int Seed { get; init; }
     public bool Quick { get; init; }
 
     /// <summary>The tiny problem of --quick (tests, smoke runs): figures from it mean nothing.</summary>
-    public static HeadBenchOptions QuickDefaults => new() { Vocab = 3000, Hidden = 32, Tokens = 96, K = 8, Reps = 2, ChunkSize = 512, Quick = true };
+    public static HeadBenchOptions QuickDefaults => new() { Vocab = 3000, Hidden = 32, Tokens = 96, K = 8, Reps = 2, ChunkSize = 40, Quick = true };
 }
 
 /// <summary>One path (naive or fused), forward + backward of the whole loss from h and W.</summary>
@@ -93,13 +93,13 @@ public static class HeadBench
     {
         ["time"] = "Wall time of one forward + backward from h [N,H] and W [|V|,H] (fresh leaves that require grad) to their gradients: the head's per-token outputs (log π at the sampled token, log Z, entropy, log π at q [N,k]) and the loss "
             + $"−J_clip-higher + {Beta}·topk-reverse − {EntropyCoef}·entropy (token means, KlRegularizedLoss + Estimators \"topk-reverse\"). naive: TokenHead.Unfused (logits [N,|V|], log_softmax, gathers, −Σ π log π). "
-            + "fused: TokenHead.Fused (vocabulary chunks, online log-sum-exp, backward recomputes each chunk's logits: 4 GEMMs). Median over the timed repetitions.",
+            + "fused: TokenHead.FusedLoss (row chunks of 2^25 / |V| tokens by default; per chunk the logits [rows,|V|], the outputs, the loss's gradient w.r.t. them, and ∂h, ∂W of the chunk formed in the forward pass: 3 GEMMs, nothing recomputed; backward only scales the kept gradients). Median over the timed repetitions.",
         ["cpu"] = "Process CPU time (user + system, all threads) over the same interval as time: on a machine shared with other processes it varies less than wall time, which depends on how much CPU the others take at that moment. Includes the first repetition's tracked-bytes count (small).",
         ["floor"] = "The three GEMMs of an LM head forward + backward alone, N×H×|V| each: logits = h·Wᵀ, ∂h = G·W, ∂W = Gᵀ·h (G: the logits standing in for their gradient). No softmax, no loss.",
         ["peak_extra_bytes"] = "Measured peak RSS extra (VmHWM reset through /proc/self/clear_refs before the run, minus VmRSS just before it) minus the bytes of ∂h [N,H] and ∂W [|V|,H], the gradients every path must return "
             + "(and training keeps in .grad), at least 0: what the head's loss computation needs beyond them. For the naive path this may undercount (its peak can come before ∂W exists), which only makes the ratio conservative. Median over the timed repetitions. CPU on Linux only.",
         ["peak_rss_extra_bytes"] = "The same measurement without subtracting the gradients.",
-        ["tracked_forward_bytes"] = "Counted: bytes of the distinct tensor storages alive at the end of the forward pass that the run created (inputs excluded); TorchSharp keeps every intermediate of a DisposeScope alive until it ends.",
+        ["tracked_forward_bytes"] = "Counted: bytes of the distinct tensor storages alive at the end of the forward pass that the run created (inputs excluded); TorchSharp keeps every intermediate of a DisposeScope alive until it ends. The fused loss's ∂h and ∂W, formed in its forward pass and held by the autograd graph, are not counted here (they are the gradients, in peak_rss_extra_bytes).",
         ["max_rel_diff"] = "Largest ‖fused − naive‖ / ‖naive‖ over the outputs (log π at the sampled token, log Z, entropy, log π at q, the per-token KL, the loss) and the gradients ∂h and ∂W, from the first repetition; rel_diffs lists each.",
         ["problem"] = "Synthetic, float32: h ~ N(0,1), W ~ N(0, (3/√H)²) (logits of std ≈ 3); q = the policy's top-k; sampled tokens: half from q, half uniform over |V| (both Top-k branches occur); π_old = π_θ at the start; anchor log-probs = the policy's + N(0, 0.3²) (the cost does not depend on their values); advantages ~ N(0,1).",
         ["not measured"] = "The model body below the head, the optimizer, choosing q and sampling, and any GPU: CPU only.",
@@ -108,10 +108,10 @@ public static class HeadBench
     public static HeadBenchReport Run(HeadBenchOptions o, Action<string>? progress = null)
     {
         bool rss = MemoryProbe.RssAvailable;
-        int chunk = o.ChunkSize ?? TokenHead.DefaultChunkSize(o.Tokens);
+        int chunk = o.ChunkSize ?? TokenHead.DefaultRowChunk(o.Vocab);
         using var scope = NewDisposeScope();
         progress?.Invoke($"setting up |V| = {o.Vocab}, H = {o.Hidden}, N = {o.Tokens}, k = {o.K}, chunk = {chunk}");
-        var p = Problem.Create(o, chunk);
+        var p = Problem.Create(o);
 
         // No separate probe runs (at full size one run of each path takes minutes on 2 cores): the first repetition of
         // naive and fused also counts the tracked forward bytes (with the clock stopped) and keeps outputs and gradients
@@ -180,7 +180,7 @@ public static class HeadBench
         /// so both branches of Top-k KL (p ∈ q, p ∉ q) occur. The anchor's log-probs are the policy's plus noise:
         /// the benchmark times the policy's head and loss, whose cost does not depend on the anchor's values.
         /// </summary>
-        public static Problem Create(HeadBenchOptions o, int chunk)
+        public static Problem Create(HeadBenchOptions o)
         {
             torch.random.manual_seed(o.Seed);
             using var setup = NewDisposeScope();
@@ -188,7 +188,7 @@ public static class HeadBench
             var h = randn(o.Tokens, o.Hidden);
             var w = randn(o.Vocab, o.Hidden).mul_(3 / Math.Sqrt(o.Hidden));
             var uniform = randint(0, o.Vocab, [o.Tokens], dtype: ScalarType.Int64);
-            var policy = TokenHead.Fused(h, w, uniform, topK: o.K, chunkSize: chunk);
+            var policy = TokenHead.Fused(h, w, uniform, topK: o.K);
             Tensor sampled = uniform, samplingLogp = policy.LogpTarget, q = empty(o.Tokens, 0, dtype: ScalarType.Int64), anchorLogpQ = empty(o.Tokens, 0);
             if (o.K > 0)
             {
@@ -217,6 +217,21 @@ public static class HeadBench
         var mask = ones(head.Count, 1, dtype: ScalarType.Bool);
         var terms = KlRegularizedLoss.Compute(head.LogpTarget.unsqueeze(1), samplingLogp.unsqueeze(1), advantages, mask, kl.unsqueeze(1), Beta, LossAggregationMode.TokenMean);
         return (terms.Loss - EntropyCoef * head.Entropy.mean(), kl);
+    }
+
+    /// <summary>
+    /// The same loss as <see cref="Loss"/>, for rows [start, start + count) of the N tokens: their share of the token means
+    /// (weights 1/N), as the fused loss's token-local callback.
+    /// </summary>
+    private static (Tensor Loss, Tensor Kl) RowLoss(TokenHeadOutputs rows, Problem p, long start, long count)
+    {
+        Tensor R(Tensor t) => t.narrow(0, start, count);
+        long n = p.Sampled.shape[0];
+        var kl = Estimators.Get("topk-reverse").Compute(KlInputs.FromHead(rows, R(p.Sampled), R(p.SamplingLogp), R(p.AnchorLogp), R(p.Q), R(p.AnchorLogpQ)), checkFinite: false);
+        var weight = full(count, 1.0 / n, dtype: rows.LogpTarget.dtype);
+        var terms = KlRegularizedLoss.ComputeRows(rows.LogpTarget, R(p.SamplingLogp), R(p.Advantages), ones(count, dtype: ScalarType.Bool), kl, Beta,
+            (weight, weight, weight), PolicyLosses.Get("clip-higher"));
+        return (terms.Loss - EntropyCoef * rows.Entropy.sum() / n, kl);
     }
 
     private sealed record Sample(double Ms, long? RssExtra, long Tracked, double CpuMs);
@@ -251,10 +266,24 @@ public static class HeadBench
         if (rss) { MemoryProbe.ResetPeak(); rss0 = MemoryProbe.RssBytes(); }
         double cpu0 = CpuMsNow();
         var sw = Stopwatch.StartNew();
-        var head = kind == Kind.Naive
-            ? TokenHead.Unfused(h, w, p.Sampled, p.Q)
-            : TokenHead.Fused(h, w, p.Sampled, p.Q, chunkSize: chunk);
-        var (loss, kl) = Loss(head, p.Sampled, p.SamplingLogp, p.AnchorLogp, p.Q, p.AnchorLogpQ, p.Advantages);
+        TokenHeadOutputs head;
+        Tensor loss, kl;
+        if (kind == Kind.Naive)
+        {
+            head = TokenHead.Unfused(h, w, p.Sampled, p.Q);
+            (loss, kl) = Loss(head, p.Sampled, p.SamplingLogp, p.AnchorLogp, p.Q, p.AnchorLogpQ, p.Advantages);
+        }
+        else
+        {
+            var klAll = zeros(p.Sampled.shape[0], dtype: h.dtype);
+            (loss, head) = TokenHead.FusedLoss(h, w, p.Sampled, (rows, start, count) =>
+            {
+                var (part, klRows) = RowLoss(rows, p, start, count);
+                klAll.narrow(0, start, count).copy_(klRows.detach());
+                return part;
+            }, p.Q, rowChunk: chunk);
+            kl = klAll;
+        }
         long tracked = 0;
         if (first)
         {

@@ -13,7 +13,7 @@ namespace EmaPg.Cli.Commands;
 /// `emapg bench kl`: time and memory of exact reverse KL (full logits) against Top-k reverse KL (O(k) inputs).
 /// `emapg bench adamw`: TorchSharp's AdamW against the library's in-place one.
 /// `emapg bench tokenizer`: encoding throughput of HF's Rust tokenizers (Tokenizers.DotNet) against Microsoft.ML.Tokenizers.
-/// `emapg bench head`: the unfused LM head + loss (full logits) against the fused, chunked token head, and the GEMM floor.
+/// `emapg bench head`: the unfused LM head + loss (full logits) against the fused loss (row chunks, three GEMMs), and the GEMM floor.
 /// `emapg bench train-step`, `emapg bench sample`: a whole update and KV-cached decoding of a real-shape model (BenchCommand.Model.cs).
 /// </summary>
 public static partial class BenchCommand
@@ -230,7 +230,7 @@ public static partial class BenchCommand
 
     private static Command CreateHead()
     {
-        var cmd = new Command("head", "The LM head and the trainer's loss from hidden states: unfused (full logits [N,|V|], log-softmax, gathers, Top-k reverse KL, entropy, backward) vs the fused, vocabulary-chunked token head, and the floor (the head's three GEMMs alone): median time, peak memory, ratios, max relative difference.");
+        var cmd = new Command("head", "The LM head and the trainer's loss from hidden states: unfused (full logits [N,|V|], log-softmax, gathers, Top-k reverse KL, entropy, backward) vs the fused loss (row chunks, gradients formed in the forward pass), and the floor (the head's three GEMMs alone): median time, peak memory, ratios, max relative difference.");
         var d = new HeadBenchOptions();
         var q = HeadBenchOptions.QuickDefaults;
         var vocab = new Option<int>("--vocab") { Description = $"Vocabulary size |V|, 2..{MaxVocab} (--quick: {q.Vocab})", DefaultValueFactory = _ => d.Vocab };
@@ -238,7 +238,7 @@ public static partial class BenchCommand
         var tokens = new Option<int>("--tokens") { Description = $"Tokens N, 1..{MaxTokens} (--quick: {q.Tokens})", DefaultValueFactory = _ => d.Tokens };
         var k = new Option<int>("--k") { Description = $"Top-k size of q, 0..|V| (--quick: {q.K})", DefaultValueFactory = _ => d.K };
         var reps = new Option<int>("--reps") { Description = $"Timed repetitions of each path, 1..1000; medians are reported (--quick: {q.Reps})", DefaultValueFactory = _ => d.Reps };
-        var chunk = new Option<int?>("--chunk") { Description = $"Vocabulary columns per chunk of the fused head, 1..|V| (default: 2^24 / N, at least 128; --quick: {q.ChunkSize})" };
+        var chunk = new Option<int?>("--chunk") { Description = $"Rows (tokens) per chunk of the fused loss, 1..N (default: 2^25 / |V|, at least 1; --quick: {q.ChunkSize})" };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic problem", DefaultValueFactory = _ => 0 };
         var quick = new Option<bool>("--quick") { Description = "Tiny problem and 2 reps (smoke test; the figures mean nothing); explicit options still win" };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON (snake_case) instead of a table" };
@@ -250,14 +250,15 @@ public static partial class BenchCommand
             bool Given(Option o) => pr.GetResult(o) is { Implicit: false };
             int Pick(Option<int> o, int quickValue) => Given(o) || !isQuick ? pr.GetValue(o) : quickValue;
             int v = Check.Range("--vocab", Pick(vocab, b.Vocab), 2, MaxVocab);
+            int n = Check.Range("--tokens", Pick(tokens, b.Tokens), 1, MaxTokens);
             var opts = b with
             {
                 Vocab = v,
                 Hidden = Check.Range("--hidden", Pick(hidden, b.Hidden), 1, MaxHidden),
-                Tokens = Check.Range("--tokens", Pick(tokens, b.Tokens), 1, MaxTokens),
+                Tokens = n,
                 K = Check.Range("--k", Pick(k, Math.Min(b.K, v)), 0, v),
                 Reps = Check.Range("--reps", Pick(reps, b.Reps), 1, 1000),
-                ChunkSize = pr.GetValue(chunk) is { } c ? Check.Range("--chunk", c, 1, v) : b.ChunkSize is { } qc ? Math.Min(qc, v) : null,
+                ChunkSize = pr.GetValue(chunk) is { } c ? Check.Range("--chunk", c, 1, n) : b.ChunkSize is { } qc ? Math.Min(qc, n) : null,
                 Seed = Check.Range("--seed", pr.GetValue(seed), 0, int.MaxValue),
             };
             var report = HeadBench.Run(opts, msg => Console.Error.WriteLine($"bench head: {msg}"));
@@ -282,7 +283,7 @@ public static partial class BenchCommand
             .AddColumns("path", "time fwd+bwd (ms), median [[min–max]]", "CPU time (ms), median", "peak extra (beyond ∂h, ∂W)", "peak RSS extra", "tracked fwd");
         string Peak(long? x) => x is { } b ? Bytes(b) : "n/a";
         t.AddRow("naive (full logits)", $"{F(rep.Naive.MedianMs, "0.0")} [[{F(rep.Naive.MinMs, "0.0")}–{F(rep.Naive.MaxMs, "0.0")}]]", F(rep.Naive.MedianCpuMs, "0.0"), Peak(rep.Naive.PeakExtraBytes), Peak(rep.Naive.PeakRssExtraBytes), Bytes(rep.Naive.TrackedForwardBytes));
-        t.AddRow("fused (chunked)", $"{F(rep.Fused.MedianMs, "0.0")} [[{F(rep.Fused.MinMs, "0.0")}–{F(rep.Fused.MaxMs, "0.0")}]]", F(rep.Fused.MedianCpuMs, "0.0"), Peak(rep.Fused.PeakExtraBytes), Peak(rep.Fused.PeakRssExtraBytes), Bytes(rep.Fused.TrackedForwardBytes));
+        t.AddRow("fused loss (row chunks)", $"{F(rep.Fused.MedianMs, "0.0")} [[{F(rep.Fused.MinMs, "0.0")}–{F(rep.Fused.MaxMs, "0.0")}]]", F(rep.Fused.MedianCpuMs, "0.0"), Peak(rep.Fused.PeakExtraBytes), Peak(rep.Fused.PeakRssExtraBytes), Bytes(rep.Fused.TrackedForwardBytes));
         t.AddRow("floor (3 GEMMs)", $"{F(rep.FloorMs, "0.0")} [[{F(rep.FloorTimesMs.Min(), "0.0")}–{F(rep.FloorTimesMs.Max(), "0.0")}]]", F(rep.FloorCpuMs, "0.0"), "", "", "");
         t.AddRow("[bold]naive ÷ fused[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedTime)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedCpu)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedPeakExtra)}[/]", $"[bold]{X(rep.Ratios.NaiveOverFusedPeakRssExtra)}[/]", "");
         t.AddRow("[bold]fused ÷ floor[/]", $"[bold]{X(rep.Ratios.FusedOverFloorTime)}[/]", $"[bold]{X(rep.Ratios.FusedOverFloorCpu)}[/]", "", "", "");

@@ -68,6 +68,47 @@ public static class TokenHead
         };
     }
 
+    /// <summary>Elements of one row chunk's logits <see cref="FusedLoss"/> aims for: 2^25 (128 MiB in float32; it keeps two such buffers).</summary>
+    public const long DefaultRowChunkElements = 1L << 25;
+
+    /// <summary>Rows per chunk of <see cref="FusedLoss"/> for a vocabulary of |V|: 2^25 / |V|, at least 1.</summary>
+    public static int DefaultRowChunk(long vocab) => (int)Math.Max(1, DefaultRowChunkElements / Math.Max(1, vocab));
+
+    /// <summary>
+    /// A token-local loss L = Σ_chunks <paramref name="loss"/>(outputs of the chunk's rows) straight from h and W, in the three
+    /// GEMMs of an LM head's forward + backward: the gradients w.r.t. h and W are formed in the forward pass, row chunk by
+    /// row chunk, from the loss's gradient w.r.t. each row's outputs, so no chunk's logits are recomputed and no [N, |V|]
+    /// tensor exists (<see cref="FusedLinearLossFunction"/>). The outputs are those of <see cref="Fused"/> without the top-k.
+    /// A loss that couples tokens through the head's outputs (GSPO's sequence ratio) cannot use it: use <see cref="Fused"/>.
+    /// </summary>
+    /// <param name="loss">the loss of a row range; called once per chunk, under autograd, with leaves that require grad.</param>
+    /// <param name="rowChunk">rows per chunk, ≥ 1; null: <see cref="DefaultRowChunk"/>. Extra memory: two [rowChunk, |V|] buffers.</param>
+    /// <returns>the loss (0-dim, differentiable w.r.t. h and W) and every row's outputs, detached, for metrics.</returns>
+    public static (Tensor Loss, TokenHeadOutputs Outputs) FusedLoss(Tensor hidden, Tensor weight, Tensor targets, TokenLocalLoss loss, Tensor? q = null,
+        double temperature = 1.0, int? rowChunk = null)
+    {
+        Validate(hidden, weight, targets, q, temperature, 0);
+        int rows = rowChunk ?? DefaultRowChunk(weight.shape[0]);
+        if (rows < 1) throw new ArgumentException($"rowChunk must be ≥ 1, got {rows}.");
+        if (hidden.shape[0] == 0) throw new ArgumentException("FusedLoss needs at least one token.");
+        var call = new FusedLossCall { Targets = targets, Q = q, Temperature = temperature, Loss = loss, RowChunk = rows };
+        Tensor h = Alias(hidden), w = Alias(weight);
+        var applyScope = NewDisposeScope();
+        Tensor result;
+        try
+        {
+            result = FusedLinearLossFunction.apply(h, w, call)[0];
+            result.MoveToOuterDisposeScope();
+            call.Outputs!.MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            applyScope.Detach(applyScope.DisposablesView.ToArray());
+            applyScope.Dispose();
+        }
+        return (result, call.Outputs!);
+    }
+
     /// <summary>The reference: logits = h·Wᵀ / T [N, |V|], log_softmax, gathers, entropy −Σ π log π (all through autograd).</summary>
     public static TokenHeadOutputs Unfused(Tensor hidden, Tensor weight, Tensor targets, Tensor? q = null, double temperature = 1.0, int topK = 0)
     {

@@ -28,6 +28,23 @@ public static class LossAggregation
 
     public static string Name(LossAggregationMode mode) => Names.First(kv => kv.Value == mode).Key;
 
+    /// <summary>
+    /// Per-token weights w [B, L] with <see cref="Aggregate"/>(x) = Σ x·w: what each token's loss counts in the mini-batch's,
+    /// so that a loss computed in row chunks (<see cref="KlRegularizedLoss.ComputeRows"/>) adds up to the aggregate.
+    /// </summary>
+    public static Tensor Weights(Tensor mask, LossAggregationMode mode, ScalarType dtype)
+    {
+        var m = mask.to_type(dtype);
+        long b = Math.Max(1, m.shape[0]);
+        return mode switch
+        {
+            LossAggregationMode.TokenMean => m / m.sum().clamp_min(1.0),
+            LossAggregationMode.SeqMeanTokenMean => m / m.sum(1, keepdim: true).clamp_min(1.0) / b,
+            LossAggregationMode.SeqMeanTokenSum => m / b,
+            _ => throw new ArgumentOutOfRangeException(nameof(mode)),
+        };
+    }
+
     public static Tensor Aggregate(Tensor perToken, Tensor mask, LossAggregationMode mode)
     {
         var m = mask.to_type(perToken.dtype);

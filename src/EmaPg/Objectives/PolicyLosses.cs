@@ -45,6 +45,12 @@ public sealed record PolicyLoss(string Name, string Equation, string Description
 {
     /// <summary>Whether the loss's objective already contains −β·D (RPG, GRPO's k3 term).</summary>
     public bool Regularized => Regularizer is not null;
+
+    /// <summary>
+    /// Whether each token's objective depends only on that token's inputs (not GSPO's sequence ratio), so that the loss
+    /// can be computed row chunk by row chunk straight from the LM head (<see cref="Heads.TokenHead.FusedLoss"/>).
+    /// </summary>
+    public bool TokenLocal { get; init; } = true;
 }
 
 /// <summary>Every policy loss by name (the config's policy_loss); for the unregularised ones the KL term is added on top by <see cref="KlRegularizedLoss"/>.</summary>
@@ -55,7 +61,7 @@ public static class PolicyLosses
         new("clip-higher", "App. A", "PPO clip with DAPO's asymmetric ε_low/ε_high as a binary mask", null,
             (x, o) => GrpoClipHigher.Compute(x.Logp, x.OldLogp, x.Advantages, o.EpsLow, o.EpsHigh)),
         new("gspo", "GSPO (token form)", "sequence-level ratio s_i = exp(mean_t log(π_θ/π_old)), clipped per sequence with ε_low/ε_high; token gradient sg(s_i)·A·∇log π_θ",
-            null, (x, o) => Gspo.Compute(x, o)),
+            null, (x, o) => Gspo.Compute(x, o)) { TokenLocal = false },
         new("cispo", "MiniMax-M1 CISPO", "REINFORCE weighted by the clipped stop-gradient IS weight sg(clip(w, 1−ε_low, 1+ε_high))·A·∇log π_θ; no token is dropped",
             null, (x, o) => Cispo.Compute(x, o)),
         .. RpgObjectives.All,

@@ -54,34 +54,25 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
                 var anchorLogp = x.AnchorLogp.index_select(0, idx).reshape(-1);
                 var q = x.Q?.index_select(0, idx).reshape(b * L, -1);
                 var anchorLogpQ = x.AnchorLogpQ?.index_select(0, idx).reshape(b * L, -1);
-                KlInputs inputs;
-                Func<Tensor> entropy;   // per token [b·L], only evaluated for the metric
-                if (fused)
+                var oldLogpMb = x.OldLogp.index_select(0, idx);
+                var advMb = advantages.index_select(0, idx);
+                LossTerms terms;
+                Tensor logp;             // log π_θ at the sampled tokens [b, L] (detached where only metrics read it)
+                Func<Tensor> entropy;    // per token [b·L], only evaluated for the metric
+                if (fused && policyLoss.TokenLocal && kl?.NeedsFullLogits != true)
                 {
-                    // From hidden states: the vocabulary is walked in chunks, forward and backward, so no [b·L, |V|] tensor exists.
+                    // Token-local loss: gradients formed in the head's forward pass, three GEMMs, no [b·L, |V|] tensor.
                     var hidden = policy.HiddenStates(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
-                    var head = TokenHead.Fused(hidden.reshape(b * L, hidden.shape[2]), policy.LmHeadWeight, sampled, q);
-                    inputs = KlInputs.FromHead(head, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
-                    entropy = () => head.Entropy.detach();
+                    var rows = new RowChunkedLoss(config.KlBeta, new PolicyLossOptions(config.ClipEpsLow, config.ClipEpsHigh, config.DualClipC), kl, klOptions, policyLoss, aggregation, klMode, mb, oldLogpMb, advMb, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
+                    var (loss, outs) = TokenHead.FusedLoss(hidden.reshape(b * L, hidden.shape[2]), policy.LmHeadWeight, sampled, rows.Compute, q);
+                    terms = rows.Terms(loss);
+                    logp = outs.LogpTarget.reshape(b, L);
+                    entropy = () => outs.Entropy;
                 }
                 else
                 {
-                    var logits = policy.Forward(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
-                    long vocab = logits.shape[2];
-                    var flatLogits = logits.reshape(b * L, vocab);
-                    inputs = KlInputs.FromPolicyLogits(flatLogits, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
-                    if (kl?.NeedsFullLogits == true)
-                        inputs = new KlInputs
-                        {
-                            PolicyLogp = inputs.PolicyLogp, AnchorLogp = inputs.AnchorLogp, SamplingLogp = inputs.SamplingLogp,
-                            PolicyLogits = flatLogits, AnchorLogits = x.AnchorFull!.index_select(0, idx).reshape(b * L, vocab),
-                        };
-                    entropy = () => { var lsm = flatLogits.detach().log_softmax(-1); return -(lsm.exp() * lsm).sum(-1); };
+                    (terms, logp, entropy) = Unchunked(x, idx, b, L, lp, sampled, samplingLogp, anchorLogp, q, anchorLogpQ, mb, oldLogpMb, advMb, aggregation, klMode);
                 }
-                Tensor? klTok = kl?.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
-                var logp = inputs.PolicyLogp.reshape(b, L);
-                var terms = KlRegularizedLoss.Compute(logp, x.OldLogp.index_select(0, idx), advantages.index_select(0, idx), mb, klTok, config.KlBeta,
-                    aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss, anchorLogp.reshape(b, L), config.DualClipC, klMode);
                 steps++;
                 using (no_grad())
                 {
@@ -109,5 +100,40 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
         UpdateStats Stats(bool nonFinite) => new(
             applied > 0 ? klSum / applied : double.NaN, applied > 0 ? objSum / applied : double.NaN, applied > 0 ? clipSum / applied : double.NaN,
             applied > 0 ? gnSum / applied : double.NaN, entSum, sMean / Math.Max(1, steps), sMax, applied, skipped, trainTokens, sw.Elapsed.TotalSeconds, nonFinite);
+    }
+
+    /// <summary>The loss through autograd over the head's outputs: full logits, or <see cref="TokenHead.Fused"/> for losses that are not token-local.</summary>
+    private (LossTerms Terms, Tensor Logp, Func<Tensor> Entropy) Unchunked(Experience x, Tensor idx, long b, long L, long lp, Tensor sampled, Tensor samplingLogp,
+        Tensor anchorLogp, Tensor? q, Tensor? anchorLogpQ, Tensor mb, Tensor oldLogp, Tensor adv, LossAggregationMode aggregation, LossAggregationMode? klMode)
+    {
+        KlInputs inputs;
+        Func<Tensor> entropy;
+        if (fused)
+        {
+            // From hidden states: the vocabulary is walked in chunks, forward and backward, so no [b·L, |V|] tensor exists.
+            var hidden = policy.HiddenStates(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
+            var head = TokenHead.Fused(hidden.reshape(b * L, hidden.shape[2]), policy.LmHeadWeight, sampled, q);
+            inputs = KlInputs.FromHead(head, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
+            entropy = () => head.Entropy.detach();
+        }
+        else
+        {
+            var logits = policy.Forward(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
+            long vocab = logits.shape[2];
+            var flatLogits = logits.reshape(b * L, vocab);
+            inputs = KlInputs.FromPolicyLogits(flatLogits, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
+            if (kl?.NeedsFullLogits == true)
+                inputs = new KlInputs
+                {
+                    PolicyLogp = inputs.PolicyLogp, AnchorLogp = inputs.AnchorLogp, SamplingLogp = inputs.SamplingLogp,
+                    PolicyLogits = flatLogits, AnchorLogits = x.AnchorFull!.index_select(0, idx).reshape(b * L, vocab),
+                };
+            entropy = () => { var lsm = flatLogits.detach().log_softmax(-1); return -(lsm.exp() * lsm).sum(-1); };
+        }
+        Tensor? klTok = kl?.Compute(inputs, klOptions, checkFinite: false).reshape(b, L);
+        var logp = inputs.PolicyLogp.reshape(b, L);
+        var terms = KlRegularizedLoss.Compute(logp, oldLogp, adv, mb, klTok, config.KlBeta,
+            aggregation, config.ClipEpsLow, config.ClipEpsHigh, policyLoss, anchorLogp.reshape(b, L), config.DualClipC, klMode);
+        return (terms, logp, entropy);
     }
 }
