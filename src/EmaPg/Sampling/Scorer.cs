@@ -8,6 +8,22 @@ namespace EmaPg.Sampling;
 public static class Scorer
 {
     /// <summary>
+    /// A token-local loss of the response tokens straight from the model's hidden states (<see cref="Heads.TokenHead.FusedLoss"/>:
+    /// three GEMMs, no [B·L, |V|] tensor). The loss's rows are the response positions flattened to B·L, row-major.
+    /// </summary>
+    public static (Tensor Loss, Heads.TokenHeadOutputs Outputs) FusedLoss(CausalLM model, Tensor sequences, Tensor attentionMask, long promptLength,
+        Heads.TokenLocalLoss loss, Tensor? q = null)
+    {
+        if (promptLength < 1 || promptLength >= sequences.shape[1])
+            throw new ArgumentException($"promptLength must be in [1, {sequences.shape[1] - 1}], got {promptLength}.");
+        long l = sequences.shape[1] - promptLength;
+        var hidden = model.HiddenStates(sequences, attentionMask).narrow(1, promptLength - 1, l);
+        long b = hidden.shape[0];
+        var targets = sequences.narrow(1, promptLength, l).reshape(-1);
+        return Heads.TokenHead.FusedLoss(hidden.reshape(b * l, hidden.shape[2]), model.LmHeadWeight, targets, loss, q);
+    }
+
+    /// <summary>
     /// One forward over <paramref name="sequences"/> [B, Lp+L] (prompt then response, as from
     /// <see cref="GenerationResult.Sequences"/>), returning quantities for the L response positions.
     /// Gradients flow when grad mode is on, so the caller chooses by wrapping in torch.no_grad().

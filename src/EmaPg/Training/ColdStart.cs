@@ -99,12 +99,21 @@ public static class ColdStart
             var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PaddingId(), model.Device);
             var seq = cat([pIds, rIds], 1);
             var attn = cat([pMask, ones_like(rIds)], 1);
-            // Real vocabularies: token log-probs from hidden states through the chunked head, never a [B, L, |V|] tensor.
-            using var score = Scorer.Score(model, seq, attn, pIds.shape[1], fused: model.Config.VocabSize >= ConfigSchema.FusedHeadAutoVocab);
-            var mask = rMask.to_type(score.LogProbs.dtype);
+            var mask = rMask.to_type(ScalarType.Float32);
             // Demonstrations with observations: only the model's own tokens carry the supervised loss.
             if (task is IMaskedSolutions masked) mask = RightPadMasks(problems.Select(masked.SolutionLossMask).ToList(), rIds.shape[1], model.Device);
-            var loss = -(score.LogProbs * mask).sum() / mask.sum();
+            Tensor loss;
+            if (model.Config.VocabSize >= ConfigSchema.FusedHeadAutoVocab)
+            {
+                // Real vocabularies: the token-mean NLL straight from hidden states in three GEMMs, never a [B, L, |V|] tensor.
+                var weights = (mask / mask.sum()).reshape(-1);
+                (loss, _) = Scorer.FusedLoss(model, seq, attn, pIds.shape[1], (rows, start, count) => -(rows.LogpTarget * weights.narrow(0, start, count)).sum());
+            }
+            else
+            {
+                var score = Scorer.Score(model, seq, attn, pIds.shape[1]);   // its tensors live in the step's scope
+                loss = -(score.LogProbs * mask).sum() / mask.sum();
+            }
             opt.ZeroGrad();
             loss.backward();
             if (sft.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), sft.GradClip);

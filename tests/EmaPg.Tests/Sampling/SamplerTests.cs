@@ -110,4 +110,31 @@ public class SamplerTests
         (score.LogProbs * result.ResponseMask.to_type(ScalarType.Float64)).sum().backward();
         Assert.All(model.parameters(), p => Assert.True(p.grad is not null && p.grad.abs().sum().item<double>() > 0));
     }
+
+    /// <summary>
+    /// Large vocabularies draw by inverse CDF: over 20,000 draws from a distribution with mass on a few columns spread across
+    /// the vocabulary (first, last, neighbours of zero columns), each column's frequency is within 4.5 standard errors of its
+    /// probability, and zero-probability columns are never drawn.
+    /// </summary>
+    [Fact]
+    public void LargeVocabularyDrawsFollowTheDistributionExactly()
+    {
+        using var scope = torch.NewDisposeScope();
+        int v = Sampler.InverseCdfFromVocab + 7;
+        var cols = new long[] { 0, 1, 2048, 2050, v - 2, v - 1 };
+        var p = new double[] { 0.05, 0.3, 0.15, 0.2, 1e-3, 0.299 };
+        var probs = torch.zeros(1000, v);
+        for (int j = 0; j < cols.Length; j++) probs[.., cols[j]] = torch.tensor((float)p[j]);
+        var gen = new torch.Generator(7);
+        var counts = new long[v];
+        for (int rep = 0; rep < 20; rep++)
+            foreach (var t in Sampler.Draw(probs, gen).data<long>()) counts[t]++;
+        const int n = 20000;
+        for (int j = 0; j < cols.Length; j++)
+        {
+            double want = p[j] / p.Sum(), se = Math.Sqrt(want * (1 - want) / n);
+            Assert.True(Math.Abs(counts[cols[j]] / (double)n - want) <= 4.5 * se, $"column {cols[j]}: {counts[cols[j]]} of {n}, expected {want * n:F0}");
+        }
+        Assert.Equal(n, cols.Sum(c => counts[c]));
+    }
 }
