@@ -99,12 +99,16 @@ public static class GroupLossAudit
         return (pi * (a - (pi * a).sum())).data<double>().ToArray();
     }
 
-    /// <summary>The least-squares (a, b) of g ≈ a·u + b·v and the fit's relative residual.</summary>
+    /// <summary>
+    /// The least-squares (a, b) of g ≈ a·u + b·v and the fit's relative residual; no fit (residual ∞) when u and v are
+    /// (nearly) parallel, as they always are at |V| = 2, where a and b are not determined.
+    /// </summary>
     private static (double A, double B, double RelResidual) Fit(double[] g, double[] u, double[] v)
     {
         double uu = 0, uv = 0, vv = 0, gu = 0, gv = 0;
         for (int i = 0; i < g.Length; i++) { uu += u[i] * u[i]; uv += u[i] * v[i]; vv += v[i] * v[i]; gu += g[i] * u[i]; gv += g[i] * v[i]; }
         double det = uu * vv - uv * uv;
+        if (!(det > 1e-12 * uu * vv)) return (double.NaN, double.NaN, double.PositiveInfinity);
         double a = (gu * vv - gv * uv) / det, b = (gv * uu - gu * uv) / det;
         return (a, b, ExactExpectation.RelativeError(g.Select((_, i) => a * u[i] + b * v[i]).ToArray(), g));
     }

@@ -106,6 +106,15 @@ public class GroupLossAuditTests
         Assert.Equal(0.0, noKl.KlCoefficient!.Value, Tol);
     }
 
+    /// <summary>At |V| = 2 every gradient lies on one line, so no reward/KL coefficients are reported (and JSON gets no NaN).</summary>
+    [Fact]
+    public void TwoTokensGiveNoCoefficients()
+    {
+        var rows = GroupLossAudit.Run(CategoricalProblem.Random(2, false, 1), seed: 1);
+        Assert.All(rows, r => { Assert.Null(r.RewardCoefficient); Assert.Null(r.KlCoefficient); Assert.True(double.IsFinite(r.GradientRelError), r.Loss); });
+        System.Text.Json.JsonSerializer.Serialize(rows);
+    }
+
     private static double[] Softmax(double[] z)
     {
         double m = z.Max();
