@@ -13,7 +13,7 @@ public static class CompareCommand
     public static Command Create()
     {
         var cmd = new Command("compare", "Train several presets over several seeds and plot test accuracy (mean, min–max) against iterations and wall-clock.");
-        var presets = new Option<string>("--presets") { Description = $"Comma-separated presets, of: {string.Join(", ", ConfigSchema.Presets)}", DefaultValueFactory = _ => string.Join(",", ConfigSchema.PaperPresets) };
+        var presets = new Option<string>("--presets") { Description = $"Comma-separated presets, of: {string.Join(", ", ConfigSchema.Presets)}; PRESET+key=value[+key=value…] is the preset with its own overrides (e.g. gspo+ema_eta=1: a fixed reference instead of its EMA anchor), after --set", DefaultValueFactory = _ => string.Join(",", ConfigSchema.PaperPresets) };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per preset, 1..100 (seeds 0..n−1)", DefaultValueFactory = _ => 3 };
         var output = new Option<string>("--out") { Description = "Directory for the runs, compare.csv and compare.png", DefaultValueFactory = _ => "runs/compare" };
         var iterations = new Option<int?>("--iterations") { Description = "Override iterations for every run" };
@@ -29,53 +29,45 @@ public static class CompareCommand
         cmd.Options.Add(set);
         cmd.SetAction(pr =>
         {
-            var list = pr.GetValue(presets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            var list = pr.GetValue(presets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Comparison.ParseEntry).ToList();
             if (list.Count == 0) throw new UserError($"--presets must name at least one of {string.Join(", ", ConfigSchema.Presets)}.");
-            foreach (var p in list) Check.OneOf("--presets", p, ConfigSchema.Presets);
-            if (list.Distinct().Count() != list.Count) throw new UserError("--presets names a preset twice.");
+            if (list.DistinctBy(e => e.Label).Count() != list.Count) throw new UserError("--presets names a preset twice.");
             int n = Check.Range("--seeds", pr.GetValue(seeds), 1, 100);
             var outDir = Check.DirectoryPath(pr.GetValue(output), "--out");
             var it = pr.GetValue(iterations);
             if (it is not null) Check.Range("--iterations", it.Value, 1, 1_000_000);
-            var extra = (pr.GetValue(set) ?? []).Select(ParseSet).ToList();
-            // Every run directory is checked before the first run starts, so a refusal never comes after hours of training.
-            foreach (var preset in list)
-                for (int s = 0; s < n; s++)
-                {
-                    var dir = Path.Combine(outDir, $"{preset}-s{s}");
-                    if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !RunDirectory.IsRun(dir))
-                        throw new UserError($"'{dir}' is not empty and is not an EmaPg run directory; refusing to write into it. Use another --out.");
-                }
+            var common = new List<(string, string)>();
+            if (it is not null) common.Add(("iterations", it.Value.ToString(CultureInfo.InvariantCulture)));
+            common.AddRange((pr.GetValue(set) ?? []).Select(ParseSet));
+            // Every config and run directory is checked before the first run starts, so a refusal never comes after hours of training.
+            var runs = list.Select(e => (e.Label, Seeds: Enumerable.Range(0, n).Select(s => (Config: e.Resolve(s, common), Dir: Path.Combine(outDir, $"{e.Label}-s{s}"))).ToList())).ToList();
+            foreach (var (_, dir) in runs.SelectMany(r => r.Seeds))
+                if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !RunDirectory.IsRun(dir))
+                    throw new UserError($"'{dir}' is not empty and is not an EmaPg run directory; refusing to write into it. Use another --out.");
             var curves = new List<Comparison.Curve>();
             var bases = new List<double>();
             var rows = new List<(string Preset, double Mean, double Min, double Max, double Wall)>();
-            foreach (var preset in list)
+            foreach (var (label, seedRuns) in runs)
             {
-                var dirs = new List<string>();
-                for (int s = 0; s < n; s++)
+                foreach (var (c, dir) in seedRuns)
                 {
-                    var overrides = new List<(string, string)> { ("seed", s.ToString(CultureInfo.InvariantCulture)) };
-                    if (it is not null) overrides.Add(("iterations", it.Value.ToString(CultureInfo.InvariantCulture)));
-                    overrides.AddRange(extra);
-                    var c = ConfigFile.Resolve(preset, null, overrides);
-                    var dir = Path.Combine(outDir, $"{preset}-s{s}");
-                    dirs.Add(dir);
                     // Reusing or resuming a run made with other settings would silently mix experiments.
                     bool isRun = RunDirectory.IsRun(dir);
                     if (isRun && ConfigFile.Format(TrainRun.LoadRunConfig(dir)) != ConfigFile.Format(c))
                         throw new UserError($"'{dir}' holds a run with a different config than this comparison asks for (see its 'config' file); use another --out.");
                     var summaryPath = Path.Combine(dir, TrainRun.SummaryName);
-                    if (File.Exists(summaryPath)) { AnsiConsole.MarkupLine($"[grey]{dir}: done, reusing[/]"); continue; }
+                    if (File.Exists(summaryPath)) { AnsiConsole.MarkupLine($"[grey]{Markup.Escape(dir)}: done, reusing[/]"); continue; }
                     // Same settings: continue from the checkpoint, or start over a run that never reached one.
                     var mode = !isRun ? TrainRun.StartMode.New : Directory.EnumerateFiles(dir, "checkpoint*.bin").Any() ? TrainRun.StartMode.Resume : TrainRun.StartMode.Restart;
                     TrainCommand.Run(c, dir, mode);
                 }
+                var dirs = seedRuns.Select(r => r.Dir).ToList();
                 var summaries = dirs.Select(d => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(Path.Combine(d, TrainRun.SummaryName)))!).ToList();
                 // Each seed has its own cold start, hence its own base policy; the plot's reference line is their mean.
                 bases.AddRange(summaries.Select(s => s["base_pass1"].GetDouble()));
                 var finals = summaries.Select(s => s["final_pass1"].GetDouble()).ToList();
-                rows.Add((preset, finals.Average(), finals.Min(), finals.Max(), summaries.Average(s => s["wall_seconds"].GetDouble())));
-                curves.Add(Comparison.Aggregate(preset, dirs));
+                rows.Add((label, finals.Average(), finals.Min(), finals.Max(), summaries.Average(s => s["wall_seconds"].GetDouble())));
+                curves.Add(Comparison.Aggregate(label, dirs));
             }
             double basePass1 = bases.Average();
             Directory.CreateDirectory(outDir);

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using System.Text.RegularExpressions;
+using EmaPg.Common;
 using ScottPlot;
 
 namespace EmaPg.Training;
@@ -7,6 +9,45 @@ namespace EmaPg.Training;
 /// <summary>Mean and spread of a metric across seeds, per preset: the paper's headline comparison at small scale.</summary>
 public static class Comparison
 {
+    /// <summary>
+    /// One line of a comparison, written PRESET[+key=value…] in `compare --presets`: the preset with its own config overrides
+    /// (e.g. gspo+ema_eta=1, the preset with a fixed reference instead of its EMA anchor). Label names its run directories
+    /// ({Label}-s{seed}), its curve and its row.
+    /// </summary>
+    public sealed record Entry(string Label, string Preset, IReadOnlyList<(string Key, string Value)> Overrides)
+    {
+        /// <summary>
+        /// The config of seed <paramref name="seed"/>: the preset, then compare's common overrides (iterations, --set), then
+        /// the entry's own; keys and values are checked here, so a bad entry is refused before anything trains.
+        /// </summary>
+        public TrainConfig Resolve(int seed, IEnumerable<(string Key, string Value)> common) =>
+            ConfigFile.Resolve(Preset, null, [("seed", seed.ToString(CultureInfo.InvariantCulture)), .. common, .. Overrides]);
+    }
+
+    private static readonly Regex SafeValue = new("^[A-Za-z0-9._-]+$", RegexOptions.CultureInvariant);
+
+    /// <summary>Parses PRESET[+key=value…]; values are limited to [A-Za-z0-9._-] because the label becomes a directory name.</summary>
+    public static Entry ParseEntry(string text)
+    {
+        var parts = text.Trim().Split('+');
+        var preset = Check.OneOf("--presets", parts[0].Trim(), ConfigSchema.Presets);
+        var overrides = new List<(string, string)>();
+        foreach (var part in parts.Skip(1))
+        {
+            int eq = part.IndexOf('=');
+            if (eq <= 0 || eq == part.Length - 1)
+                throw new UserError($"--presets entry '{text}': '{part}' must be key=value (PRESET+key=value+…; write 1e+3 as 1000).");
+            var key = part[..eq].Trim().Replace('-', '_');
+            var value = part[(eq + 1)..].Trim();
+            if (key is "seed" or "preset")
+                throw new UserError($"--presets entry '{text}': {key} is not allowed; compare chooses the {key} of each run (use --seeds / the preset name).");
+            if (!SafeValue.IsMatch(value))
+                throw new UserError($"--presets entry '{text}': the value '{value}' of {key} may hold only letters, digits, '.', '_' and '-' (it names the run directory); use --set for others.");
+            overrides.Add((key, value));
+        }
+        return new Entry(string.Join("+", new[] { preset }.Concat(overrides.Select(o => $"{o.Item1}={o.Item2}"))), preset, overrides);
+    }
+
     public sealed record Curve(string Preset, double[] Iteration, double[] WallSeconds, double[] Mean, double[] Min, double[] Max, int Seeds);
 
     /// <summary>Reads runDirs' metrics.jsonl and aggregates <paramref name="key"/> over the iterations every seed evaluated.</summary>

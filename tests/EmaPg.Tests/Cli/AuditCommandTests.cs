@@ -51,6 +51,23 @@ public class AuditCommandTests
         Assert.Equal(offPolicy ? "none" : "−E[A] + β·KL(π_ref‖π_θ)", losses["grpo-k3"].GetProperty("gradientMatches").GetString());
         Assert.Equal("−E[A] + β·KL(π_θ‖π_ref)", losses["grpo-k3-corrected"].GetProperty("gradientMatches").GetString());
         Assert.Equal("−E[A] + β·KL(π_ref‖π_θ)", losses["rpg-ufkl-reinforce"].GetProperty("gradientMatches").GetString());
+
+        // Group losses of App. J/K (GroupLossAuditTests and GroupLossExpectationTests back each verdict): only the M-steps with
+        // the exact Z are as claimed, and of those not Table 9's two KL rows, whose labels are swapped.
+        var root = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(new[] { "estimators", "policyLosses", "groupLosses" }, root.EnumerateObject().Select(p => p.Name));
+        var groups = root.GetProperty("groupLosses").EnumerateArray().ToList();
+        Assert.Equal(EmaPg.Objectives.GroupLosses.All().Select(l => l.Name).OrderBy(x => x), groups.Select(g => g.GetProperty("loss").GetString()!).Distinct().OrderBy(x => x));
+        foreach (var g in groups)
+        {
+            string name = g.GetProperty("loss").GetString()!, z = g.GetProperty("partition").GetString()!;
+            bool want = z == EmaPg.Audit.GroupLossAudit.ExactZ && name is not ("mstep-reverse-kl-policy-target" or "mstep-forward-kl-policy-target");
+            Assert.Equal(want, g.GetProperty("asClaimed").GetBoolean());
+            Assert.Equal(2, g.GetProperty("groupSize").GetInt32());
+        }
+        var j1 = groups.Single(g => g.GetProperty("loss").GetString() == "j1-grpo");
+        Assert.Equal(-0.5, j1.GetProperty("rewardCoefficient").GetDouble(), 1e-9);
+        Assert.Equal(0.5, j1.GetProperty("klCoefficient").GetDouble(), 1e-9);
     }
 
     [Fact]
@@ -64,5 +81,9 @@ public class AuditCommandTests
         Assert.Contains("--k must be an integer in [0, 8]", err);
         (code, _, err) = CliRunner.Run("audit", "--s-min", "2", "--s-max", "1");
         Assert.Contains("--s-max", err);
+        (code, _, err) = CliRunner.Run("audit", "--vocab", "32", "--group-size", "4");
+        Assert.Equal(2, code);
+        Assert.Contains("--group-size 4 gives 32^4 groups", err);
+        Assert.DoesNotContain("   at ", err);
     }
 }

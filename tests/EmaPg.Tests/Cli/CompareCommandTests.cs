@@ -22,6 +22,21 @@ public class CompareCommandTests
         Assert.False(Directory.Exists(Path.Combine(dir, "grpo-s0")), "nothing may be trained or written");
     }
 
+    /// <summary>Every entry's config is resolved before the first run: a bad second entry leaves nothing trained.</summary>
+    [Fact]
+    public void ABadPresetEntryIsRefusedBeforeAnythingTrains()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"emapg-compare-{Guid.NewGuid():N}");
+        var (code, _, stderr) = CliRunner.Run("compare", "--presets", "gspo,gspo+no_such_key=1", "--seeds", "1", "--out", dir, "--iterations", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("unknown config key 'no_such_key'", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "gspo-s0")), "nothing may be trained or written");
+        (code, _, stderr) = CliRunner.Run("compare", "--presets", "gspo+ema_eta=1,gspo+ema-eta=1", "--seeds", "1", "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("names a preset twice", stderr);
+    }
+
     [Fact]
     public void RefusesToReuseARunMadeWithOtherSettings()
     {

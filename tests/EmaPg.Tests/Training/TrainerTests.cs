@@ -189,6 +189,33 @@ public class TrainerTests : IDisposable
         Assert.Equal(TensorBoardScalarEvents(a), TensorBoardScalarEvents(b));
     }
 
+    /// <summary>
+    /// summary.json records what bit-identical metrics depend on (README, "Reproducible on one machine"): the seed, the torch
+    /// thread count the run used, the TorchSharp and libtorch versions, the CPU and its SIMD level, the OS and the .NET runtime.
+    /// </summary>
+    [Fact]
+    public void SummaryRecordsWhatReproducibilityDependsOn()
+    {
+        var run = Path.Combine(_dir, "summary");
+        TrainRun.Execute(TinyRun with { Iterations = 1, Threads = 1, Seed = 4, EvalEvery = 1 }, run, TrainRun.StartMode.New, cacheDir: Path.Combine(_dir, "cache"));
+        var root = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, TrainRun.SummaryName))).RootElement;
+        Assert.Equal(4, root.GetProperty("seed").GetInt32());
+        var host = root.GetProperty("host");
+        Assert.Equal(1, host.GetProperty("torch_threads").GetInt32());
+        Assert.Equal(typeof(TorchSharp.torch).Assembly.GetName().Version!.ToString(3), host.GetProperty("torchsharp").GetString());
+        // The libtorch the package list pins (Directory.Packages.props) is the one TorchSharp reports loading.
+        var pinned = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(Path.Combine(EmaPg.Tests.Model.HuggingFace.HfFixtures.RepoRoot, "Directory.Packages.props")),
+            "Include=\"libtorch-cpu-linux-x64\" Version=\"([^\"]+)\"").Groups[1].Value;
+        Assert.StartsWith(pinned, host.GetProperty("libtorch").GetString());
+        Assert.Equal(System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, host.GetProperty("dotnet").GetString());
+        Assert.Equal(System.Runtime.InteropServices.RuntimeInformation.OSDescription, host.GetProperty("os").GetString());
+        var cpu = File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("model name", StringComparison.Ordinal));
+        Assert.Equal(cpu[(cpu.IndexOf(':') + 1)..].Trim(), host.GetProperty("processor").GetString());
+        var flags = File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("flags", StringComparison.Ordinal)).Split(' ');
+        Assert.Equal(flags.Contains("avx512f") && flags.Contains("avx512bw") ? "avx512" : flags.Contains("avx2") ? "avx2" : "default",
+            host.GetProperty("cpu_capability").GetString());
+    }
+
     /// <summary>Records in a run's TFRecord event files, less each file's leading file_version record.</summary>
     private static int TensorBoardScalarEvents(string runDir)
     {
