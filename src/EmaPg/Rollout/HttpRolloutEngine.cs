@@ -78,11 +78,16 @@ public sealed class HttpRolloutEngine : IRolloutEngine
 
     /// <param name="saveWeights">writes a policy as a Hugging Face folder the servers can load (config, weights, tokenizer files)</param>
     public HttpRolloutEngine(HttpRolloutOptions options, Action<CausalLM, string> saveWeights, Action<string>? log = null)
+        : this(options, saveWeights, log, handler: null) { }
+
+    /// <param name="handler">test hook: answers the HTTP requests instead of the network</param>
+    internal HttpRolloutEngine(HttpRolloutOptions options, Action<CausalLM, string> saveWeights, Action<string>? log, HttpMessageHandler? handler)
     {
         _o = options.Validated();
         _save = saveWeights;
         _log = log;
-        _http = new HttpClient { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        _http = handler is null ? new HttpClient() : new HttpClient(handler);
+        _http.Timeout = System.Threading.Timeout.InfiniteTimeSpan;
         _servers = [.. _o.Servers.Select(u => new Server(u))];
     }
 
@@ -152,10 +157,10 @@ public sealed class HttpRolloutEngine : IRolloutEngine
         {
             using var cts = new CancellationTokenSource(_o.Timeout);
             if (_o.Reload == ReloadApi.CollectiveRpc)
-                await Post(s, "/collective_rpc", new JsonObject { ["method"] = "reload_weights" }, cts.Token);
+                RolloutWire.CheckReload(_o.Reload, await Post(s, "/collective_rpc", new JsonObject { ["method"] = "reload_weights" }, cts.Token));
             else
             {
-                await Post(s, "/update_weights_from_disk", new JsonObject { ["model_path"] = folder, ["weight_version"] = version }, cts.Token);
+                RolloutWire.CheckReload(_o.Reload, await Post(s, "/update_weights_from_disk", new JsonObject { ["model_path"] = folder, ["weight_version"] = version }, cts.Token));
                 var reported = (await GetJson(s, "/get_weight_version", cts.Token))["weight_version"]?.GetValue<string>();
                 if (reported != version) throw new InvalidOperationException($"it reports weight version '{reported}' after loading '{version}'");
             }
@@ -195,7 +200,7 @@ public sealed class HttpRolloutEngine : IRolloutEngine
                     using var cts = new CancellationTokenSource(_o.Timeout);
                     var body = RolloutWire.Request(_o.Api, s.Model, r.Prompt, r.Count, options.Temperature, options.MaxNewTokens, options.StopTokens, options.ReturnTopK);
                     var json = await Post(s, RolloutWire.Path(_o.Api), body, cts.Token);
-                    var got = RolloutWire.Parse(_o.Api, json, options.ReturnTopK);
+                    var got = RolloutWire.Parse(_o.Api, json, options.ReturnTopK, r.Prompt);
                     if (got.Count != r.Count) throw new FormatException($"malformed rollout response: {got.Count} samples for n = {r.Count}.");
                     for (int i = 0; i < r.Count; i++) samples[r.Start + i] = got[i];
                     AfterRequest?.Invoke(s.Uri);
@@ -203,7 +208,7 @@ public sealed class HttpRolloutEngine : IRolloutEngine
                 catch (HttpRequestException e) when (e.StatusCode is { } code && (int)code is >= 400 and < 500 and not 408 and not 429)
                 {
                     // The server is up and refuses what the run asks for: another server would refuse it too.
-                    throw new UserError($"rollout server {s.Uri} rejected a rollout request ({Short(e)}); its limits (e.g. vLLM's or emapg serve's --max-logprobs ≥ kl_topk = {options.ReturnTopK}) or its model do not fit the run.");
+                    throw new UserError($"rollout server {s.Uri} rejected a rollout request ({Short(e)}); its limits or its model do not fit the run: it must allow logprobs = kl_topk = {options.ReturnTopK} per token (vLLM's and emapg serve's --max-logprobs default to 20; start them with --max-logprobs ≥ {options.ReturnTopK}) and serve the policy's vocabulary.");
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or FormatException or System.Text.Json.JsonException or InvalidOperationException)
                 {
@@ -258,7 +263,7 @@ public sealed class HttpRolloutEngine : IRolloutEngine
     {
         using var resp = await _http.PostAsync(new Uri(s.Uri, path), JsonContent.Create(body), ct);
         var text = await resp.Content.ReadAsStringAsync(ct);
-        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(text)}", null, resp.StatusCode);
+        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(RolloutWire.ErrorMessage(text))}", null, resp.StatusCode);
         return text;
     }
 
@@ -266,7 +271,7 @@ public sealed class HttpRolloutEngine : IRolloutEngine
     {
         using var resp = await _http.GetAsync(new Uri(s.Uri, path), ct);
         var text = await resp.Content.ReadAsStringAsync(ct);
-        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(text)}");
+        if (!resp.IsSuccessStatusCode) throw new HttpRequestException($"{path} answered {(int)resp.StatusCode}: {Truncate(RolloutWire.ErrorMessage(text))}");
         return JsonNode.Parse(text) ?? throw new FormatException($"{path} answered null");
     }
 

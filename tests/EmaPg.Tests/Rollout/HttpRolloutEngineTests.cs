@@ -100,6 +100,43 @@ public sealed class HttpRolloutEngineTests : IDisposable
         Assert.Contains("logprobs", e.Message);
     }
 
+    /// <summary>Answers like a vLLM server started with the default --max-logprobs 20, from the fixtures of its responses.</summary>
+    private sealed class VllmFixtureServer : HttpMessageHandler
+    {
+        public List<string> Paths { get; } = [];
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            string path = request.RequestUri!.AbsolutePath;
+            lock (Paths) Paths.Add(path);
+            var (status, file) = path switch
+            {
+                "/collective_rpc" => (200, "vllm-collective-rpc-reload-weights.json"),
+                "/v1/models" => (200, "vllm-models.json"),
+                "/v1/completions" => (400, "vllm-error-max-logprobs.json"),
+                _ => (404, null as string),
+            };
+            var body = file is null ? "" : File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "serving", file));
+            return Task.FromResult(new HttpResponseMessage((System.Net.HttpStatusCode)status) { Content = new StringContent(body) });
+        }
+    }
+
+    [Fact]
+    public void A_vLLM_server_whose_max_logprobs_is_below_kl_topk_stops_the_run_naming_both()
+    {
+        using var hf = HfCheckpoint.Load(Tiny, ScalarType.Float32);
+        var server = new VllmFixtureServer();
+        using var engine = new HttpRolloutEngine(
+            new HttpRolloutOptions { Servers = [new Uri("http://gpu1:8000")], WeightsDir = Path.Combine(_dir, "policy"), Reload = ReloadApi.CollectiveRpc, Concurrency = 1 },
+            (m, folder) => HfCheckpoint.Save(m, hf.Config, folder), log: null, handler: server);
+        var e = Assert.Throws<EmaPg.Common.UserError>(() => engine.Generate(hf.Model, 1, Prompts(), Options with { ReturnTopK = 32 }, seed: 0));
+        Assert.Contains("max allowed: 20", e.Message);   // the server's limit, in vLLM's words
+        Assert.Contains("kl_topk = 32", e.Message);      // the run's setting
+        Assert.Contains("--max-logprobs ≥ 32", e.Message);
+        // The reload ({"results": [null]}) and the model list were read before the first request was refused.
+        Assert.Equal(["/collective_rpc", "/v1/models", "/v1/completions"], server.Paths);
+    }
+
     [Fact]
     public void No_server_left_is_a_user_error_naming_them()
     {
