@@ -20,6 +20,7 @@ public static class Program
     {
         try
         {
+            NativeHeap.Configure(Environment.GetEnvironmentVariable(NativeHeap.Variable));
             var parse = BuildRoot().Parse(args);
             if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
             {

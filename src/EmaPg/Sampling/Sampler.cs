@@ -72,7 +72,11 @@ public static class Sampler
                 finished = (finished | StopWhen(options.StopWhen!, generated, tok, active)).MoveToOuterDisposeScope();
             if (step + 1 == options.MaxNewTokens || finished.all().item<bool>())
                 break;
-            logits = model.LastLogits(tok.unsqueeze(1), fullMask.narrow(1, 0, lp + step + 1), cache).MoveToOuterDisposeScope();
+            var next = model.LastLogits(tok.unsqueeze(1), fullMask.narrow(1, 0, lp + step + 1), cache).MoveToOuterDisposeScope();
+            // Only the current step's [B, |V|] logits may live: kept until Generate returns, every step's would add up
+            // (64 steps × 256 rows × 151936 columns = 10 GB).
+            logits.Dispose();
+            logits = next;
         }
 
         var responseIds = stack(tokens, 1);

@@ -1,0 +1,24 @@
+using EmaPg.Common;
+
+namespace EmaPg.Tests.Common;
+
+/// <summary>The heap setting's override is validated; its effect on memory is measured by `bench train-step`, not here.</summary>
+public class NativeHeapTests
+{
+    [Theory]
+    [InlineData("-5")]
+    [InlineData("lots")]
+    public void ABadOverrideIsAUserErrorNamingTheVariable(string value)
+    {
+        var e = Assert.Throws<UserError>(() => NativeHeap.Configure(value));
+        Assert.Contains(NativeHeap.Variable, e.Message);
+    }
+
+    [Fact]
+    public void ZeroLeavesGlibcsDefaultAndOtherwiseTheThresholdIsSetOnLinux()
+    {
+        Assert.Null(NativeHeap.Configure("0"));
+        Assert.Equal(OperatingSystem.IsLinux() ? 2097152 : null, NativeHeap.Configure("2097152"));
+        Assert.Equal(OperatingSystem.IsLinux() ? NativeHeap.DefaultMmapThreshold : null, NativeHeap.Configure(null));
+    }
+}
