@@ -46,14 +46,7 @@ public static class Sampler
         for (int step = 0; step < options.MaxNewTokens; step++)
         {
             using var stepScope = NewDisposeScope();
-            var logp = SamplingLogProbs(logits, options);
-            // A diverged policy gives NaN or ±∞ logits; multinomial would fail deep inside libtorch.
-            var probs = logp.exp();   // one [B,V] pass for both the check and the draw
-            var mass = probs.sum(-1);
-            if (!(mass.isfinite() & mass.gt(0)).all().item<bool>())
-                throw new NonFiniteOutputError($"the policy's next-token distribution at generation step {step + 1} is not finite (NaN or ±∞ logits).");
-            var tok = options.Greedy ? logp.argmax(-1) : Draw(probs, generator);
-            var tokLogp = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1);
+            var (tok, tokLogp, topValues, topIndices) = Step(logits, options, generator, step);
             var active = finished.logical_not();
             tok = where(active, tok, pad);
             tokLogp = where(active, tokLogp, zeros_like(tokLogp));
@@ -62,9 +55,8 @@ public static class Sampler
             masks.Add(active.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
             if (options.ReturnTopK > 0)
             {
-                var (values, indexes) = logp.topk(options.ReturnTopK, dim: -1);
-                topks.Add(indexes.MoveToOuterDisposeScope());
-                topkValues.Add(values.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
+                topks.Add(topIndices!.MoveToOuterDisposeScope());
+                topkValues.Add(topValues!.to_type(ScalarType.Float32).MoveToOuterDisposeScope());
             }
             if (stopIds.numel() > 0)
                 finished = (finished | (isin(tok, stopIds) & active)).MoveToOuterDisposeScope();
@@ -106,6 +98,44 @@ public static class Sampler
     }
 
     /// <summary>
+    /// One decoding step from the next-token logits [B, V]: the token, its log-prob under the distribution sampled from,
+    /// and the top-k of those log-probs when asked. Large vocabularies without filters take a leaner route with the same
+    /// distribution: one max, one exp and one float64 cumulative sum over [B, V] give the draw and log Z together, and
+    /// the log-probs come from the logits minus log Z, without a log_softmax table or a second exp.
+    /// </summary>
+    private static (Tensor Tok, Tensor TokLogp, Tensor? TopValues, Tensor? TopIndices) Step(Tensor logits, SamplingOptions options, Generator? generator, int step)
+    {
+        long v = logits.shape[^1];
+        if (v < InverseCdfFromVocab || options.FilterTopK > 0 || options.FilterTopP < 1.0)
+        {
+            var logp = SamplingLogProbs(logits, options);
+            // A diverged policy gives NaN or ±∞ logits; multinomial would fail deep inside libtorch.
+            var probs = logp.exp();   // one [B,V] pass for both the check and the draw
+            var mass = probs.sum(-1);
+            if (!(mass.isfinite() & mass.gt(0)).all().item<bool>()) throw NotFinite(step);
+            var tok = options.Greedy ? logp.argmax(-1) : Draw(probs, generator);
+            var tokLogp = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1);
+            if (options.ReturnTopK == 0) return (tok, tokLogp, null, null);
+            var (values, indexes) = logp.topk(options.ReturnTopK, dim: -1);
+            return (tok, tokLogp, values, indexes);
+        }
+        var scaled = options.Temperature == 1.0 ? logits : (logits - logits.amax([-1], keepdim: true)) / options.Temperature;
+        var m = scaled.amax([-1], keepdim: true);
+        var cdf = (scaled - m).exp_().cumsum(-1, type: ScalarType.Float64);
+        var total = cdf.narrow(-1, v - 1, 1);                                   // Σ e^{z − m}, [B, 1]
+        if (!(total.isfinite() & total.gt(0)).all().item<bool>()) throw NotFinite(step);
+        var logZ = (m.to_type(ScalarType.Float64) + total.log()).to_type(scaled.dtype);
+        var token = options.Greedy ? scaled.argmax(-1) : DrawFromCdf(cdf, total, generator);
+        var tokenLogp = (scaled.gather(-1, token.unsqueeze(-1)) - logZ).squeeze(-1);
+        if (options.ReturnTopK == 0) return (token, tokenLogp, null, null);
+        var (top, idx) = scaled.topk(options.ReturnTopK, dim: -1);
+        return (token, tokenLogp, top - logZ, idx);
+    }
+
+    private static NonFiniteOutputError NotFinite(int step) =>
+        new($"the policy's next-token distribution at generation step {step + 1} is not finite (NaN or ±∞ logits).");
+
+    /// <summary>
     /// From this many columns on, tokens are drawn by inverse CDF instead of torch.multinomial. Both draw exactly from the
     /// distribution, but multinomial draws an exponential variate per column (measured: ≈ 0.6 s per step for 64 rows of
     /// 151936 on this CPU, most of a rollout), inverse CDF one uniform per row. Small vocabularies keep multinomial, so the
@@ -121,9 +151,15 @@ public static class Sampler
         using var scope = NewDisposeScope();
         // The CDF in float64: float32 partial sums over 10^5 columns would misplace tokens of probability ≈ 1e-6.
         var cdf = probs.cumsum(-1, type: ScalarType.Float64);
-        var u = rand([probs.shape[0], 1], dtype: ScalarType.Float64, device: probs.device, generator: generator) * cdf.narrow(-1, v - 1, 1);
+        return DrawFromCdf(cdf, cdf.narrow(-1, v - 1, 1), generator).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One column per row of an unnormalised float64 CDF [B, V] with row totals [B, 1].</summary>
+    private static Tensor DrawFromCdf(Tensor cdf, Tensor total, Generator? generator)
+    {
+        var u = rand([cdf.shape[0], 1], dtype: ScalarType.Float64, device: cdf.device, generator: generator) * total;
         // The first column whose CDF exceeds u: zero-probability columns (CDF equal to their left neighbour's) are never picked.
-        return searchsorted(cdf, u, right: true).squeeze(-1).clamp_max(v - 1).MoveToOuterDisposeScope();
+        return searchsorted(cdf, u, right: true).squeeze(-1).clamp_max(cdf.shape[^1] - 1);
     }
 
     /// <summary>Appends this step's tokens of the active rows to <paramref name="generated"/> and returns [B] bool: rows whose tokens now meet the criterion.</summary>
