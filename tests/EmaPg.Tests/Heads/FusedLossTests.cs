@@ -18,45 +18,18 @@ public class FusedLossTests
     private const double Tol = 1e-9;
     private const int B = 3, L = 4, N = B * L, H = 5, V = 23;
 
-    private static void Close(Tensor want, Tensor got, string what)
-    {
-        Assert.Equal(want.shape, got.shape);
-        using var _ = NewDisposeScope();
-        double norm = want.detach().norm().item<double>();
-        double diff = (got.detach() - want.detach()).norm().item<double>();
-        Assert.True(diff <= Tol * norm || diff < 1e-14, $"{what}: relative error {diff / Math.Max(norm, 1e-300):E2} (|want| = {norm:E2})");
-    }
+    private static void Close(Tensor want, Tensor got, string what) => HeadRollout.Close(want, got, what, Tol);
 
-    /// <summary>A rollout of B sequences × L tokens: sampled from a sampling head, an anchor head, q from the named policy, a mask with holes.</summary>
+    /// <summary>A rollout of B sequences × L tokens with one advantage per sequence and a mask with holes.</summary>
     private sealed record Rollout(Tensor Hidden, Tensor Weight, Tensor Sampled, Tensor SamplingLogp, Tensor AnchorLogp, Tensor? Q, Tensor? AnchorLogpQ,
         Tensor Advantages, Tensor OldLogp, Tensor Mask);
 
     private static Rollout MakeRollout(IndexSource src, int k, double temp, int seed)
     {
-        var g = new Generator((ulong)seed);
-        var h = randn(N, H, dtype: float64, generator: g);
-        var w = randn(V, H, dtype: float64, generator: g) * 1.2;
-        var wSampling = w + randn(V, H, dtype: float64, generator: g) * 0.3;
-        var wAnchor = w + randn(V, H, dtype: float64, generator: g) * 0.4;
-        using var _ = no_grad();
-        var samplingLogits = h.mm(wSampling.t()) / temp;
-        var sampled = multinomial(samplingLogits.softmax(-1), 1, generator: g).squeeze(1);
-        var samplingLogp = samplingLogits.log_softmax(-1).gather(1, sampled.unsqueeze(1)).squeeze(1);
-        var anchorLogits = h.mm(wAnchor.t()) / temp;
-        Tensor? q = src switch
-        {
-            IndexSource.SamplingPolicy => samplingLogits.topk(k, dim: -1).indexes,
-            IndexSource.Anchor => anchorLogits.topk(k, dim: -1).indexes,
-            IndexSource.None => null,
-            _ => throw new ArgumentOutOfRangeException(nameof(src)),
-        };
-        var anchorLogp = anchorLogits.log_softmax(-1);
-        var adv = randn(B, dtype: float64, generator: g);
-        var oldLogp = samplingLogp + randn(N, dtype: float64, generator: g) * 0.5;
+        var r = HeadRollout.Make(N, H, V, src, k, temp, seed, advantages: B);
         // Sequences of different lengths, so that the three aggregation modes weigh tokens differently.
         var mask = tensor(new long[] { 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0 }).reshape(B, L).to_type(ScalarType.Bool);
-        return new Rollout(h, w, sampled, samplingLogp, anchorLogp.gather(1, sampled.unsqueeze(1)).squeeze(1), q,
-            q is null ? null : anchorLogp.gather(1, q), adv, oldLogp, mask);
+        return new Rollout(r.Hidden, r.Weight, r.Sampled, r.SamplingLogp, r.AnchorLogp, r.Q, r.AnchorLogpQ, r.Advantages, r.OldLogp, mask);
     }
 
     public static IEnumerable<object[]> EstimatorCases()

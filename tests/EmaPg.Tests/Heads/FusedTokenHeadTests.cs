@@ -18,14 +18,7 @@ public class FusedTokenHeadTests
     private const double Tol = 1e-9;
     private const int N = 7, H = 5, V = 23;
 
-    private static void Close(Tensor want, Tensor got, string what)
-    {
-        Assert.Equal(want.shape, got.shape);
-        using var _ = NewDisposeScope();
-        double norm = want.detach().norm().item<double>();
-        double diff = (got.detach() - want.detach()).norm().item<double>();
-        Assert.True(diff <= Tol * norm || diff < 1e-14, $"{what}: relative error {diff / Math.Max(norm, 1e-300):E2} (|want| = {norm:E2})");
-    }
+    private static void Close(Tensor want, Tensor got, string what) => HeadRollout.Close(want, got, what, Tol);
 
     private sealed record Problem(Tensor Hidden, Tensor Weight, Tensor Targets, Tensor? Q);
 
@@ -197,35 +190,7 @@ public class FusedTokenHeadTests
                 yield return [e.Name, chunk, temp, clip];
     }
 
-    /// <summary>A rollout: tokens sampled from a sampling policy (another head), an anchor head, q from the right policy.</summary>
-    private sealed record Rollout(Tensor Hidden, Tensor Weight, Tensor Sampled, Tensor SamplingLogp, Tensor AnchorLogp, Tensor? Q, Tensor? AnchorLogpQ, Tensor Advantages, Tensor OldLogp);
-
-    private static Rollout MakeRollout(IndexSource src, int k, double temp, int seed)
-    {
-        var g = new Generator((ulong)seed);
-        var h = randn(N, H, dtype: float64, generator: g);
-        var w = randn(V, H, dtype: float64, generator: g) * 1.2;
-        var wSampling = w + randn(V, H, dtype: float64, generator: g) * 0.3;
-        var wAnchor = w + randn(V, H, dtype: float64, generator: g) * 0.4;
-        using var _ = no_grad();
-        var samplingLogits = h.mm(wSampling.t()) / temp;
-        var sampled = multinomial(samplingLogits.softmax(-1), 1, generator: g).squeeze(1);
-        var samplingLogp = samplingLogits.log_softmax(-1).gather(1, sampled.unsqueeze(1)).squeeze(1);
-        var anchorLogits = h.mm(wAnchor.t()) / temp;
-        Tensor? q = src switch
-        {
-            IndexSource.SamplingPolicy => samplingLogits.topk(k, dim: -1).indexes,
-            IndexSource.Anchor => anchorLogits.topk(k, dim: -1).indexes,
-            IndexSource.None => null,
-            _ => throw new ArgumentOutOfRangeException(nameof(src)),
-        };
-        var anchorLogp = anchorLogits.log_softmax(-1);
-        // Advantages of both signs and old log-probs spread around the policy's so that clip-higher masks some tokens.
-        var adv = randn(N, dtype: float64, generator: g);
-        var oldLogp = samplingLogp + randn(N, dtype: float64, generator: g) * 0.5;
-        return new Rollout(h, w, sampled, samplingLogp, anchorLogp.gather(1, sampled.unsqueeze(1)).squeeze(1), q,
-            q is null ? null : anchorLogp.gather(1, q), adv, oldLogp);
-    }
+    private static HeadRollout MakeRollout(IndexSource src, int k, double temp, int seed) => HeadRollout.Make(N, H, V, src, k, temp, seed, advantages: N);
 
     [Theory]
     [MemberData(nameof(LossCases))]
