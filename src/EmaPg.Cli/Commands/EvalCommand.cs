@@ -11,9 +11,11 @@ namespace EmaPg.Cli.Commands;
 /// <summary>`emapg eval [RUN] [--model DIR] [--data FILE]`: pass@1 and pass@k of a run's policy or a model folder, on its task or any dataset.</summary>
 public static class EvalCommand
 {
-    /// <summary>The config keys that describe a dataset evaluation (same names as in `train`).</summary>
+    /// <summary>The config keys that describe a dataset evaluation (same names as in `train`), and the search environment's
+    /// retrieval (e.g. --max-turns 0: a search run's policy with searching disabled).</summary>
     internal static readonly string[] DataKeys =
-        ["reward", "reward_command", "reward_timeout", "prompt_field", "answer_field", "instruction_suffix", "no_chat_template", "max_prompt_length", "over_length", "max_new_tokens", "device", "threads"];
+        ["reward", "reward_command", "reward_timeout", "prompt_field", "answer_field", "instruction_suffix", "no_chat_template", "max_prompt_length", "over_length", "max_new_tokens",
+         "max_turns", "search_topk", "retriever", "device", "threads"];
 
     public static Command Create()
     {

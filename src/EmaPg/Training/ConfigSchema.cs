@@ -145,7 +145,7 @@ public static class ConfigSchema
         Int("max_turn_tokens", "search", "new tokens per model turn (Search-R1's max_response_length)", 1, 1 << 20, c => c.MaxTurnTokens, (c, v) => c with { MaxTurnTokens = v }),
         Int("max_obs_tokens", "search", "tokens of one observation, <information> tags included (max_obs_length)", 1, 1 << 20, c => c.MaxObsTokens, (c, v) => c with { MaxObsTokens = v }),
         Int("max_episode_tokens", "search", "all tokens after the prompt, the model's and the observations'; an episode reaching it ends without an answer", 1, 1 << 22, c => c.MaxEpisodeTokens, (c, v) => c with { MaxEpisodeTokens = v }),
-        Choice("search_prompt", "search", "prompt of a question: search-r1 (Search-R1's base template) or short ('Question: …?' and a newline, for the small embedded policy)", () => ["search-r1", "short"], c => c.SearchPrompt, (c, v) => c with { SearchPrompt = v }),
+        Choice("search_prompt", "search", "prompt of a question: search-r1 (Search-R1's base template) or short ('Question: …?' and a newline, for the small embedded policy; its demonstrations are then the actions alone, without <think>)", () => ["search-r1", "short"], c => c.SearchPrompt, (c, v) => c with { SearchPrompt = v }),
 
         Int("prompts_per_iteration", "rollout", "prompts sampled per iteration", 1, 4096, c => c.PromptsPerIteration, (c, v) => c with { PromptsPerIteration = v }),
         Int("group_size", "rollout", "responses per prompt N (group advantages need N ≥ 2)", 2, 1024, c => c.GroupSize, (c, v) => c with { GroupSize = v }),

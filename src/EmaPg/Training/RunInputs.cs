@@ -153,7 +153,9 @@ public sealed class RunInputs : IDisposable
             var options = SearchOptions(c);
             // Demonstrations search the world's own index (a served one may differ); a question whose passage it misses has none and is left out of training.
             IRetriever demoIndex = c.Retriever.Length == 0 ? retriever : Bm25Index.InMemory(world.Corpus);
-            var train = world.Train.Select(q => (q, demo: Demonstrations.For(q, demoIndex, options.TopK))).Where(x => x.demo is not null)
+            // With the short prompt (the small policy's) the demonstrations are terse: actions without <think>.
+            bool terse = c.SearchPrompt == "short";
+            var train = world.Train.Select(q => (q, demo: Demonstrations.For(q, demoIndex, options.TopK, terse))).Where(x => x.demo is not null)
                 .Select(x => new SearchQuestion(x.q.Question, x.q.GoldenAnswers, x.q.Id, "emapg-world", x.demo)).ToList();
             if (!ReferenceEquals(demoIndex, retriever)) (demoIndex as IDisposable)?.Dispose();
             var test = world.Test.Select(q => new SearchQuestion(q.Question, q.GoldenAnswers, q.Id, "emapg-world")).ToList();

@@ -68,6 +68,7 @@ public static class TrainRun
         if (mode != StartMode.Resume) AtomicFile.WriteAllText(dir.ConfigPath, ConfigFile.Format(c));
         var task = inputs.Task;
         foreach (var report in inputs.DataReports) log?.Invoke(report.ToString());
+        log?.Invoke($"task {task.Name}: ready ({total.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)}s)");
 
         // The base policy: a Hugging Face folder as it is, or a built model after the supervised cold start (cached by its
         // settings, with its pass@1 cached beside it).
@@ -124,9 +125,11 @@ public static class TrainRun
             bool evalNow = t == c.Iterations || (c.EvalEvery > 0 && t % c.EvalEvery == 0);
             if (evalNow)
             {
+                var evalClock = System.Diagnostics.Stopwatch.StartNew();
                 (lastPass1, lastPassK) = trainer.Evaluate();
                 m["test_pass1"] = lastPass1;
                 m["test_passk"] = lastPassK;
+                m["eval_seconds"] = evalClock.Elapsed.TotalSeconds;
             }
             metrics.Write(t, m);
             if (Trainer.IsCheckpointIteration(c, t))
@@ -211,6 +214,7 @@ public static class TrainRun
                 log?.Invoke($"warning: the cached base-policy score '{path}' is unreadable; evaluating again.");
             }
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var res = Eval.Evaluator.Evaluate(model, task, new Eval.EvalOptions
         {
             SamplesPerProblem = c.EvalSamples, Ks = c.PassK == 1 ? [1] : [1, c.PassK], MaxProblems = c.EvalProblems, Seed = 12345,
@@ -218,7 +222,7 @@ public static class TrainRun
         var scores = (res.PassAtK[1], res.PassAtK[c.PassK]);
         if (path.Length > 0 && Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(ckpt))))
             AtomicFile.WriteAllText(path, JsonSerializer.Serialize(new Dictionary<string, double> { ["pass1"] = scores.Item1, ["passk"] = scores.Item2 }));
-        log?.Invoke($"base policy: pass@1 {scores.Item1.ToString("P1", CultureInfo.InvariantCulture)}");
+        log?.Invoke($"base policy: pass@1 {scores.Item1.ToString("P1", CultureInfo.InvariantCulture)} ({clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)}s)");
         return scores;
     }
 

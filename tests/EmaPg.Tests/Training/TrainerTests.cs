@@ -153,7 +153,7 @@ public class TrainerTests : IDisposable
         KlTopK = 4, LearningRate = 3e-3, CheckpointEvery = 2, EvalEvery = 3, EvalProblems = 16, EvalSamples = 2, PassK = 2, Threads = 0,
     };
 
-    private static readonly HashSet<string> TimingKeys = ["iteration_seconds", "sample_tokens_per_second", "train_tokens_per_second"];
+    private static readonly HashSet<string> TimingKeys = ["iteration_seconds", "sample_tokens_per_second", "train_tokens_per_second", "eval_seconds"];
 
     private static List<Dictionary<string, double>> Metrics(string runDir) =>
         MetricsLog.Read(runDir).Select(r => r.Where(kv => !TimingKeys.Contains(kv.Key)).ToDictionary()).ToList();

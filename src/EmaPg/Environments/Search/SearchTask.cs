@@ -37,7 +37,7 @@ public sealed class SearchTask : ITask, IRolloutEnvironment, IMaskedSolutions
         _options = options.Validate();
         _codec = TextCodec.From(tokenizer);
         _addSpecialTokens = addSpecialTokens;
-        Fingerprint = $"search/v1/{fingerprint}/{options}";
+        Fingerprint = $"search/v2/{fingerprint}/{options}";
         Problem ToProblem(SearchQuestion q)
         {
             var p = new Problem(prompt(q.Question), q.GoldenAnswers[0], "")

@@ -118,7 +118,8 @@ public sealed class SearchWorld
             ]);
         var order = Enumerable.Range(0, bySubject.Count).OrderBy(_ => rng.Next()).ToArray();
         int testSubjects = Math.Max(1, (int)Math.Round(options.TestFraction * bySubject.Count));
-        var test = order.Take(testSubjects).OrderBy(i => i).SelectMany(i => bySubject[i]).ToList();
+        // Test questions in a seeded random order: an evaluation of the first n (eval_problems) sees every kind, not the cities' alone.
+        var test = order.Take(testSubjects).OrderBy(i => i).SelectMany(i => bySubject[i]).OrderBy(_ => rng.Next()).ToList();
         var train = order.Skip(testSubjects).OrderBy(i => i).SelectMany(i => bySubject[i]).ToList();
         return new SearchWorld { Corpus = corpus, Train = Number(train, "train"), Test = Number(test, "test") };
 
@@ -126,6 +127,18 @@ public sealed class SearchWorld
         static WorldHop H(string entity, string passageId) => new(entity, passageId);
         static WorldQuestion Q(string kind, string question, string answer, params WorldHop[] hops) => new("", kind, question, [answer], hops);
         static List<WorldQuestion> Number(List<WorldQuestion> qs, string split) => qs.Select((q, i) => q with { Id = $"{split}-{i}" }).ToList();
+    }
+
+    /// <summary>
+    /// The no-retrieval baseline: exact match on <paramref name="test"/> of answering every question with the most frequent
+    /// golden answer of its kind in <paramref name="train"/> (the best a policy can do from the questions alone, since the
+    /// test subjects never occur in training).
+    /// </summary>
+    public static double NoRetrievalBaseline(IReadOnlyList<WorldQuestion> train, IReadOnlyList<WorldQuestion> test)
+    {
+        var guess = train.GroupBy(q => q.Kind).ToDictionary(g => g.Key,
+            g => g.GroupBy(q => q.GoldenAnswers[0]).OrderByDescending(a => a.Count()).ThenBy(a => a.Key, StringComparer.Ordinal).First().Key);
+        return test.Count == 0 ? 0.0 : test.Count(q => guess.TryGetValue(q.Kind, out var a) && q.GoldenAnswers.Contains(a)) / (double)test.Count;
     }
 
     // Words of the passage and question templates (capitalised, as a generated word would be).

@@ -43,6 +43,22 @@ public class SearchWorldTests
     }
 
     [Fact]
+    public void WithoutRetrievalTheBestGuessPerKindIsRarelyRightAndTheTestOrderMixesKinds()
+    {
+        // Answering each kind with its most frequent training answer: what a policy can know without searching.
+        double baseline = SearchWorld.NoRetrievalBaseline(World.Train, World.Test);
+        Assert.InRange(baseline, 0.0, 0.08);
+        // The guess is per kind: "x" for kind k (2 of 3), "z" for kind m; a test question of a kind never seen scores 0.
+        static WorldQuestion Q(string kind, string answer) => new("", kind, "?", [answer], []);
+        Assert.Equal(2.0 / 5, SearchWorld.NoRetrievalBaseline([Q("k", "x"), Q("k", "y"), Q("k", "x"), Q("m", "z")],
+            [Q("k", "x"), Q("k", "y"), Q("m", "z"), Q("m", "x"), Q("n", "x")]), 12);
+        // An evaluation of the first 100 test questions (eval_problems) sees 1- and 2-hop questions of most kinds.
+        var first = World.Test.Take(100).ToList();
+        Assert.Equal([1, 2], first.Select(q => q.Hops.Count).Distinct().Order());
+        Assert.True(first.Select(q => q.Kind).Distinct().Count() >= 7, string.Join(",", first.Select(q => q.Kind).Distinct()));
+    }
+
+    [Fact]
     public void EveryAnswerIsDerivableFromTheCorpusHopByHop()
     {
         var byId = World.Corpus.ToDictionary(p => p.Id);
@@ -76,9 +92,10 @@ public class SearchWorldTests
         var misses = hops.Where((h, i) => found[i][0].Document.Id != h.PassageId).Select(h => h.Entity).ToList();
         Assert.True(misses.Count == 0, $"{misses.Count} of {hops.Count} entities are not the top hit: {string.Join(", ", misses.Take(10))}");
 
-        foreach (var q in World.Test.Take(200))
+        foreach (var (q, i) in World.Test.Take(200).Select((q, i) => (q, i)))
         {
-            var demo = Demonstrations.For(q, index, topK: 3);
+            bool terse = i % 2 == 1;
+            var demo = Demonstrations.For(q, index, topK: 3, terse);
             Assert.NotNull(demo);
             Assert.Equal(2 * q.Hops.Count + 1, demo.Count);
             var turnTexts = demo.Where(s => !s.IsObservation).Select(s => s.Text).ToList();
@@ -86,6 +103,9 @@ public class SearchWorldTests
             var last = SearchR1Protocol.ParseAction(turnTexts[^1]);
             Assert.Equal(AgentActionKind.Answer, last.Kind);
             Assert.Equal(1.0, new ExactMatchReward().Score(turnTexts[^1], EmaPg.Data.PromptExample.ForAnswers([.. q.GoldenAnswers])));
+            // Terse: the actions alone, e.g. "<search> Name </search>" and "<answer> a </answer>".
+            if (terse) Assert.All(turnTexts, t => Assert.Matches(@"^<(search|answer)> [^<>]+ </\1>$", t));
+            else Assert.All(turnTexts, t => Assert.StartsWith("<think>", t));
         }
         // A hop whose passage is not retrieved gives no demonstration.
         var q1 = World.Test.First(q => q.Hops.Count == 1);
