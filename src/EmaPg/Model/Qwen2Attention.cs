@@ -61,15 +61,18 @@ public sealed class Qwen2Attention : nn.Module
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null)
             (k, v) = cache.Append(_layerIndex, k, v);
-        // Grouped-query attention without repeating keys and values (HF's repeat_kv): the rep query heads that share a kv
-        // head (head h = kv·rep + r, repeat_kv's order) become rep·T query rows of that head. The same dot products and row
-        // softmaxes, but no [B, H, S, D] copy of the cache per layer and decoding step (most of a small model's step).
-        int rep = _heads / _kvHeads;
-        long s = k.shape[2];
-        var groupedQ = q.reshape(b, _kvHeads, rep * t, _headDim);
-        var groupedAllowed = rep == 1 || t == 1 ? allowed : allowed.unsqueeze(2).expand(b, 1, rep, t, s).reshape(b, 1, rep * t, s);
-        var attn = nn.functional.scaled_dot_product_attention(groupedQ, k, v, attn_mask: groupedAllowed).reshape(b, _heads, t, _headDim);
+        k = RepeatKv(k);
+        v = RepeatKv(v);
+        var attn = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: allowed);
         var merged = attn.transpose(1, 2).reshape(b, t, _heads * _headDim);
         return _o.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    private Tensor RepeatKv(Tensor kv)
+    {
+        int rep = _heads / _kvHeads;
+        if (rep == 1) return kv;
+        long b = kv.shape[0], s = kv.shape[2];
+        return kv.unsqueeze(2).expand(b, _kvHeads, rep, s, _headDim).reshape(b, _heads, s, _headDim);
     }
 }
