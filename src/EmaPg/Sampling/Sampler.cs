@@ -119,16 +119,17 @@ public static class Sampler
             var (values, indexes) = logp.topk(options.ReturnTopK, dim: -1);
             return (tok, tokLogp, values, indexes);
         }
-        var scaled = options.Temperature == 1.0 ? logits : (logits - logits.amax([-1], keepdim: true)) / options.Temperature;
-        var m = scaled.amax([-1], keepdim: true);
-        var cdf = (scaled - m).exp_().cumsum(-1, type: ScalarType.Float64);
-        var total = cdf.narrow(-1, v - 1, 1);                                   // Σ e^{z − m}, [B, 1]
+        // One max per row: the shifted logits (z − max) / T are ≤ 0, so log Z is just log Σ e^{shifted}.
+        var shifted = logits - logits.amax([-1], keepdim: true);
+        if (options.Temperature != 1.0) shifted.div_(options.Temperature);
+        var cdf = shifted.exp().cumsum(-1, type: ScalarType.Float64);
+        var total = cdf.narrow(-1, v - 1, 1);                                   // Σ e^{shifted}, [B, 1]
         if (!(total.isfinite() & total.gt(0)).all().item<bool>()) throw NotFinite(step);
-        var logZ = (m.to_type(ScalarType.Float64) + total.log()).to_type(scaled.dtype);
-        var token = options.Greedy ? scaled.argmax(-1) : DrawFromCdf(cdf, total, generator);
-        var tokenLogp = (scaled.gather(-1, token.unsqueeze(-1)) - logZ).squeeze(-1);
+        var logZ = total.log().to_type(shifted.dtype);
+        var token = options.Greedy ? shifted.argmax(-1) : DrawFromCdf(cdf, total, generator);
+        var tokenLogp = (shifted.gather(-1, token.unsqueeze(-1)) - logZ).squeeze(-1);
         if (options.ReturnTopK == 0) return (token, tokenLogp, null, null);
-        var (top, idx) = scaled.topk(options.ReturnTopK, dim: -1);
+        var (top, idx) = shifted.topk(options.ReturnTopK, dim: -1);
         return (token, tokenLogp, top - logZ, idx);
     }
 

@@ -5,6 +5,7 @@ using EmaPg.Heads;
 using EmaPg.Model;
 using EmaPg.Objectives;
 using EmaPg.Optim;
+using EmaPg.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,9 +63,8 @@ internal sealed class PolicyUpdater(TrainConfig config, CausalLM policy, AdamW o
                 if (fused && policyLoss.TokenLocal && kl?.NeedsFullLogits != true)
                 {
                     // Token-local loss: gradients formed in the head's forward pass, three GEMMs, no [b·L, |V|] tensor.
-                    var hidden = policy.HiddenStates(x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx)).narrow(1, lp - 1, L);
                     var rows = new RowChunkedLoss(config.KlBeta, new PolicyLossOptions(config.ClipEpsLow, config.ClipEpsHigh, config.DualClipC), kl, klOptions, policyLoss, aggregation, klMode, mb, oldLogpMb, advMb, sampled, samplingLogp.reshape(-1), anchorLogp, q, anchorLogpQ);
-                    var (loss, outs) = TokenHead.FusedLoss(hidden.reshape(b * L, hidden.shape[2]), policy.LmHeadWeight, sampled, rows.Compute, q);
+                    var (loss, outs) = Scorer.FusedLoss(policy, x.Sequences.index_select(0, idx), x.AttentionMask.index_select(0, idx), lp, rows.Compute, q);
                     terms = rows.Terms(loss);
                     logp = outs.LogpTarget.reshape(b, L);
                     entropy = () => outs.Entropy;
