@@ -21,6 +21,7 @@ public static class Program
         try
         {
             NativeHeap.Configure(Environment.GetEnvironmentVariable(NativeHeap.Variable));
+            NativeHeap.RequestHugePages();
             var parse = BuildRoot().Parse(args);
             if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
             {

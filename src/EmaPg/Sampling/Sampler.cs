@@ -100,7 +100,7 @@ public static class Sampler
     /// <summary>
     /// One decoding step from the next-token logits [B, V]: the token, its log-prob under the distribution sampled from,
     /// and the top-k of those log-probs when asked. Large vocabularies without filters take a leaner route with the same
-    /// distribution: one max, one exp and one float64 cumulative sum over [B, V] give the draw and log Z together, and
+    /// distribution: one max, one exp and a two-level inverse CDF over [B, V] give the draw and log Z together, and
     /// the log-probs come from the logits minus log Z, without a log_softmax table or a second exp.
     /// </summary>
     private static (Tensor Tok, Tensor TokLogp, Tensor? TopValues, Tensor? TopIndices) Step(Tensor logits, SamplingOptions options, Generator? generator, int step)
@@ -122,11 +122,9 @@ public static class Sampler
         // One max per row: the shifted logits (z − max) / T are ≤ 0, so log Z is just log Σ e^{shifted}.
         var shifted = logits - logits.amax([-1], keepdim: true);
         if (options.Temperature != 1.0) shifted.div_(options.Temperature);
-        var cdf = shifted.exp().cumsum(-1, type: ScalarType.Float64);
-        var total = cdf.narrow(-1, v - 1, 1);                                   // Σ e^{shifted}, [B, 1]
+        var (token, total) = DrawTwoLevel(shifted.exp(), generator, options.Greedy, shifted);
         if (!(total.isfinite() & total.gt(0)).all().item<bool>()) throw NotFinite(step);
         var logZ = total.log().to_type(shifted.dtype);
-        var token = options.Greedy ? shifted.argmax(-1) : DrawFromCdf(cdf, total, generator);
         var tokenLogp = (shifted.gather(-1, token.unsqueeze(-1)) - logZ).squeeze(-1);
         if (options.ReturnTopK == 0) return (token, tokenLogp, null, null);
         var (top, idx) = shifted.topk(options.ReturnTopK, dim: -1);
@@ -150,17 +148,39 @@ public static class Sampler
         long v = probs.shape[^1];
         if (v < InverseCdfFromVocab) return multinomial(probs, 1, generator: generator).squeeze(-1);
         using var scope = NewDisposeScope();
-        // The CDF in float64: float32 partial sums over 10^5 columns would misplace tokens of probability ≈ 1e-6.
-        var cdf = probs.cumsum(-1, type: ScalarType.Float64);
-        return DrawFromCdf(cdf, cdf.narrow(-1, v - 1, 1), generator).MoveToOuterDisposeScope();
+        return DrawTwoLevel(probs, generator).Token.MoveToOuterDisposeScope();
     }
 
-    /// <summary>One column per row of an unnormalised float64 CDF [B, V] with row totals [B, 1].</summary>
-    private static Tensor DrawFromCdf(Tensor cdf, Tensor total, Generator? generator)
+    /// <summary>
+    /// Inverse-CDF draw in two levels, exact: a block of ⌈√V⌉ columns with probability ∝ its mass, then a column of that
+    /// block ∝ its weight. Only [B, V/⌈√V⌉] block masses and one [B, ⌈√V⌉] block per row are cumulated, in float64
+    /// (float32 partial sums over 10^5 columns would misplace tokens of probability ≈ 1e-6); a float64 CDF of the whole
+    /// [B, V] table was most of a decoding step at |V| = 151936. Returns the token [B] (the argmax of
+    /// <paramref name="argmaxOf"/> when <paramref name="greedy"/>) and the row totals Σ weights [B, 1] in float64.
+    /// </summary>
+    private static (Tensor Token, Tensor Total) DrawTwoLevel(Tensor weights, Generator? generator, bool greedy = false, Tensor? argmaxOf = null)
     {
-        var u = rand([cdf.shape[0], 1], dtype: ScalarType.Float64, device: cdf.device, generator: generator) * total;
-        // The first column whose CDF exceeds u: zero-probability columns (CDF equal to their left neighbour's) are never picked.
-        return searchsorted(cdf, u, right: true).squeeze(-1).clamp_max(cdf.shape[^1] - 1);
+        long b = weights.shape[0], v = weights.shape[^1];
+        long width = (long)Math.Ceiling(Math.Sqrt(v)), full = v / width, rest = v - full * width, blocks = full + (rest > 0 ? 1 : 0);
+        var mass = weights.narrow(-1, 0, full * width).view(b, full, width).sum(-1, type: ScalarType.Float64);
+        if (rest > 0) mass = cat([mass, weights.narrow(-1, full * width, rest).sum(-1, keepdim: true, type: ScalarType.Float64)], -1);
+        var blockCdf = mass.cumsum(-1);
+        var total = blockCdf.narrow(-1, blocks - 1, 1);
+        if (greedy) return ((argmaxOf ?? weights).argmax(-1), total);
+        var u = rand([b, 1], dtype: ScalarType.Float64, device: weights.device, generator: generator) * total;
+        // The first block whose CDF exceeds u, hence one of positive mass.
+        var block = searchsorted(blockCdf, u, right: true).clamp_max(blocks - 1);                   // [B, 1]
+        var before = blockCdf.gather(-1, (block - 1).clamp_min(0)) * block.gt(0);
+        var columns = block * width + arange(width, dtype: ScalarType.Int64, device: weights.device);  // [B, width]
+        var inside = columns.lt(v);
+        var w = weights.gather(-1, columns.clamp_max(v - 1)).to_type(ScalarType.Float64) * inside;
+        var cdf = w.cumsum(-1);
+        // u's offset in the block, rescaled to this CDF's own total (the block's sum and cumsum round differently).
+        var within = (u - before).clamp_min(0) / mass.gather(-1, block) * cdf.narrow(-1, width - 1, 1);
+        var pick = searchsorted(cdf, within, right: true);
+        // Rounding may put `within` at the block's total: fall back to its last column of positive weight, never a zero one.
+        var lastPositive = (w.gt(0) * arange(1, width + 1, dtype: ScalarType.Int64, device: weights.device)).amax([-1], keepdim: true) - 1;
+        return ((block * width + torch.minimum(pick, lastPositive)).squeeze(-1), total);
     }
 
     /// <summary>Appends this step's tokens of the active rows to <paramref name="generated"/> and returns [B] bool: rows whose tokens now meet the criterion.</summary>

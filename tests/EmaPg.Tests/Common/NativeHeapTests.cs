@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using EmaPg.Common;
 
 namespace EmaPg.Tests.Common;
@@ -20,5 +21,28 @@ public class NativeHeapTests
         Assert.Null(NativeHeap.Configure("0"));
         Assert.Equal(OperatingSystem.IsLinux() ? 2097152 : null, NativeHeap.Configure("2097152"));
         Assert.Equal(OperatingSystem.IsLinux() ? NativeHeap.DefaultMmapThreshold : null, NativeHeap.Configure(null));
+    }
+
+    [DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr GetEnv(string name);
+
+    /// <summary>libtorch reads the C environment, not .NET's copy: the request must be visible to getenv.</summary>
+    [Fact]
+    public void HugePagesAreRequestedInTheCEnvironmentUnlessTheUserChose()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string? before = Environment.GetEnvironmentVariable(NativeHeap.HugePagesVariable);
+        bool requested = NativeHeap.RequestHugePages();
+        string? native = Marshal.PtrToStringAnsi(GetEnv(NativeHeap.HugePagesVariable));
+        if (before is null)
+        {
+            Assert.True(requested);
+            Assert.Equal("1", native);
+        }
+        else
+        {
+            Assert.Equal(before, native);
+            Assert.Equal(before.Trim() == "1", requested);
+        }
     }
 }
