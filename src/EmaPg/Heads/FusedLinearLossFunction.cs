@@ -111,6 +111,9 @@ internal sealed class FusedLinearLossFunction : MultiTensorFunction<FusedLinearL
         }
         // The gradients must outlive this call: the node turns saved tensors into saved variables after forward returns.
         ctx.save_for_backward([dh!, dw!]);
+        // backward handles an undefined incoming gradient itself, so TorchSharp never reads its cache of the outputs and
+        // TokenHead.FusedLoss may dispose every handle that apply leaves behind (see there).
+        ctx.set_materialize_grads(false);
         ctx.save_data("needH", needH);
         ctx.save_data("needW", needW);
         return [loss];
@@ -122,6 +125,7 @@ internal sealed class FusedLinearLossFunction : MultiTensorFunction<FusedLinearL
         Tensor? dh = (bool)ctx.get_data("needH") ? saved[0] : null;
         Tensor? dw = (bool)ctx.get_data("needW") ? saved[1] : null;
         var g = grads[0];
+        if (g is null || g.IsInvalid) return [null!, null!, null!];   // the loss did not reach the differentiated output
         // loss.backward() passes 1: the gradients are returned as they are, without another [V,H] tensor.
         bool one;
         using (NewDisposeScope()) one = g.eq(1).all().item<bool>();

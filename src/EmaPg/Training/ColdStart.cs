@@ -93,7 +93,7 @@ public static class ColdStart
         for (int step = 0; step < sft.Steps; step++)
         {
             using var scope = NewDisposeScope();
-            opt.LearningRate = sft.LearningRate * (sft.WarmupSteps > 0 ? Math.Min(1.0, (step + 1.0) / sft.WarmupSteps) : 1.0);
+            opt.LearningRate = sft.RateAt(step);
             var problems = Enumerable.Range(0, sft.BatchSize).Select(_ => task.SampleTrain(rng)).ToList();
             var (pIds, pMask) = PromptBatch.LeftPad(problems.Select(task.EncodePrompt).ToList(), tok.PaddingId(), model.Device);
             var (rIds, rMask) = PromptBatch.RightPad(problems.Select(task.EncodeSolution).ToList(), tok.PaddingId(), model.Device);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using EmaPg.Common;
 
 namespace EmaPg.Training;
@@ -14,8 +15,14 @@ public sealed record ColdStartConfig
     public int Steps { get; init; } = 800;
     public int BatchSize { get; init; } = 64;
     public double LearningRate { get; init; } = 1e-3;
-    /// <summary>Linear warm-up length; the rate is constant afterwards (the run is too short for a decay to matter).</summary>
+    /// <summary>Linear warm-up length; the rate is constant afterwards unless <see cref="CosineDecay"/>.</summary>
     public int WarmupSteps { get; init; } = 20;
+    /// <summary>
+    /// After the warm-up, decay the rate along a half cosine to <see cref="DecayFloor"/> of its peak at the last step. Off by
+    /// default; left out of the JSON (hence of cache keys) when off, so constant-rate cold starts keep their cache entries.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool CosineDecay { get; init; }
+    public const double DecayFloor = 0.1;
     public double WeightDecay { get; init; } = 0.0;
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.98;
@@ -35,6 +42,15 @@ public sealed record ColdStartConfig
         Check.Range("sft beta2", Beta2, 0.0, 1.0, maxInclusive: false);
         Check.Range("sft grad clip", GradClip, 0.0, double.PositiveInfinity);
         return this;
+    }
+
+    /// <summary>The rate at 0-based <paramref name="step"/>: linear warm-up, then constant or the cosine decay.</summary>
+    public double RateAt(int step)
+    {
+        if (WarmupSteps > 0 && step < WarmupSteps) return LearningRate * ((step + 1.0) / WarmupSteps);
+        if (!CosineDecay || Steps <= WarmupSteps + 1) return LearningRate;
+        double progress = (step - WarmupSteps) / (double)(Steps - WarmupSteps - 1);
+        return LearningRate * (DecayFloor + (1 - DecayFloor) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
     }
 
     public string ToJson() => JsonSerializer.Serialize(this);

@@ -133,6 +133,7 @@ public static class ConfigSchema
         Int("sft_steps", "cold start", "supervised cold-start steps (cached by settings)", 0, 1_000_000, c => c.SftSteps, (c, v) => c with { SftSteps = v }),
         Int("sft_batch", "cold start", "cold-start batch size", 1, 65536, c => c.SftBatch, (c, v) => c with { SftBatch = v }),
         Real("sft_learning_rate", "cold start", "cold-start peak learning rate", 0, 1, c => c.SftLearningRate, (c, v) => c with { SftLearningRate = v }, minOpen: true),
+        Bool("sft_cosine_decay", "cold start", "after the 20-step warm-up, decay the cold-start rate along a half cosine to 0.1 × its peak (false: constant)", c => c.SftCosineDecay, (c, v) => c with { SftCosineDecay = v }),
 
         Choice("env", "search", "how a rollout is made: single-turn (one sampled response) or search (Search-R1's multi-turn episodes with a retriever; reward = exact match of the last <answer>)", () => ["single-turn", "search"], c => c.Env, (c, v) => c with { Env = v }),
         Text("retriever", "search", "env = search: empty = the in-process BM25 index of the embedded world's corpus, built in the cache; or the URL of a server speaking Search-R1's POST /retrieve protocol, such as `emapg search serve`", c => c.Retriever, (c, v) => c with { Retriever = v }, v =>

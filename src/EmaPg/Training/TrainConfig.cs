@@ -61,6 +61,7 @@ public sealed record TrainConfig
     public int SftSteps { get; init; } = 800;
     public int SftBatch { get; init; } = 64;
     public double SftLearningRate { get; init; } = 1e-3;
+    public bool SftCosineDecay { get; init; }
 
     // Rollout (Alg. 3 lines 3–5)
     public int PromptsPerIteration { get; init; } = 64;

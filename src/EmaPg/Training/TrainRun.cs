@@ -35,7 +35,7 @@ public static class TrainRun
     }.Validate();
 
     public static ColdStartConfig MakeSftConfig(TrainConfig c) =>
-        new() { Steps = c.SftSteps, BatchSize = c.SftBatch, LearningRate = c.SftLearningRate, Seed = c.Seed + 1 };
+        new() { Steps = c.SftSteps, BatchSize = c.SftBatch, LearningRate = c.SftLearningRate, CosineDecay = c.SftCosineDecay, Seed = c.Seed + 1 };
 
     public static Device MakeDevice(TrainConfig c)
     {

@@ -19,6 +19,24 @@ public class ColdStartTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>The constant schedule is the warm-up formula it always was; the cosine one ends at 0.1 × the peak, falls
+    /// monotonically after the warm-up, and only it enters the cache key.</summary>
+    [Fact]
+    public void TheRateScheduleWarmsUpThenStaysOrDecaysAlongACosine()
+    {
+        var constant = new ColdStartConfig { Steps = 101, LearningRate = 3e-3, WarmupSteps = 20 };
+        for (int step = 0; step < 101; step++)
+            Assert.Equal(3e-3 * Math.Min(1.0, (step + 1.0) / 20), constant.RateAt(step));
+        var cosine = constant with { CosineDecay = true };
+        Assert.Equal(constant.RateAt(5), cosine.RateAt(5));
+        Assert.Equal(3e-3, cosine.RateAt(20), 15);
+        Assert.Equal(3e-3 * 0.55, cosine.RateAt(60), 15);   // halfway through the decay
+        Assert.Equal(3e-4, cosine.RateAt(100), 15);
+        for (int step = 21; step < 101; step++) Assert.True(cosine.RateAt(step) < cosine.RateAt(step - 1));
+        Assert.DoesNotContain("CosineDecay", constant.ToJson());
+        Assert.NotEqual(ColdStart.CacheKey(Tiny, Task, constant), ColdStart.CacheKey(Tiny, Task, cosine));
+    }
+
     [Fact]
     public void TrainsLowersTheLossCachesAndReusesTheCheckpoint()
     {
