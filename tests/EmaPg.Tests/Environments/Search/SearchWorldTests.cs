@@ -52,8 +52,8 @@ public class SearchWorldTests
         static WorldQuestion Q(string kind, string answer) => new("", kind, "?", [answer], []);
         Assert.Equal(2.0 / 5, SearchWorld.NoRetrievalBaseline([Q("k", "x"), Q("k", "y"), Q("k", "x"), Q("m", "z")],
             [Q("k", "x"), Q("k", "y"), Q("m", "z"), Q("m", "x"), Q("n", "x")]), 12);
-        // An evaluation of the first 100 test questions (eval_problems) sees 1- and 2-hop questions of most kinds.
-        var first = World.Test.Take(100).ToList();
+        // The search preset's evaluation (its first eval_problems test questions) sees 1- and 2-hop questions of most kinds.
+        var first = World.Test.Take(EmaPg.Training.ConfigFile.Resolve("search", null, []).EvalProblems).ToList();
         Assert.Equal([1, 2], first.Select(q => q.Hops.Count).Distinct().Order());
         Assert.True(first.Select(q => q.Kind).Distinct().Count() >= 7, string.Join(",", first.Select(q => q.Kind).Distinct()));
     }
