@@ -98,6 +98,9 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
         ctx.save_data("needH", h.requires_grad);
         ctx.save_data("needW", w.requires_grad);
         ctx.mark_non_differentiable([topIdx]);
+        // Outputs the loss did not read arrive in backward undefined and are taken as zero there, so TorchSharp never reads
+        // its cache of the outputs and TokenHead.Fused may dispose every handle apply leaves behind.
+        ctx.set_materialize_grads(false);
         foreach (var o in outputs) o.MoveToOuterDisposeScope();
         return outputs;
     }
@@ -116,11 +119,13 @@ internal sealed class FusedTokenHeadFunction : MultiTensorFunction<FusedTokenHea
         Tensor? dw = needW ? empty_like(w) : null;
         using (var scope = NewDisposeScope())
         {
-            var gT = grads[0].unsqueeze(1);
-            var gZ = grads[1].unsqueeze(1);
-            var gH = grads[2].unsqueeze(1);
-            var gQ = grads[3];
-            var gTop = grads[5];
+            Tensor Grad(int i, long width) =>
+                grads[i] is { IsInvalid: false } g ? g : width < 0 ? zeros(n, h.dtype, h.device) : zeros(n, width, h.dtype, h.device);
+            var gT = Grad(0, -1).unsqueeze(1);
+            var gZ = Grad(1, -1).unsqueeze(1);
+            var gH = Grad(2, -1).unsqueeze(1);
+            var gQ = Grad(3, q?.shape[1] ?? 0);
+            var gTop = Grad(5, topIdx.shape[1]);
             // Every log π_j = z_j − log Z contributes −g_j·π to ∂L/∂z through log Z; log Z itself contributes +g_Z·π.
             var a = gZ - gT;
             if (gQ.numel() > 0) a = a - gQ.sum(1, keepdim: true);

@@ -38,29 +38,21 @@ public static class TokenHead
         // receives them, so AccumulateGrad would copy them into .grad (another [|V|, H] for W); the view's own
         // backward hands autograd a fresh alias of the same storage, which it adopts without a copy.
         Tensor h = Alias(hidden), w = Alias(weight);
-        // TorchSharp's node keeps an empty_like of every output (to materialise zero gradients in backward), created in the
-        // scope that is current during apply; a caller's scope may end before backward runs (the scorer's does), so those
-        // cache tensors (and the function's saved copies) leave every scope and live as long as the graph. Only the outputs
-        // go to the caller's scope. All of them are O(N·k) small.
-        var applyScope = NewDisposeScope();
+        // Only the outputs go to the caller's scope; every other handle apply leaves (the forward's raw outputs, which share
+        // the outputs' grad_fn, the saved copies, TorchSharp's output cache, never read since the function does not
+        // materialise gradients) is disposed here, so the graph dies with the caller's outputs instead of at the next GC.
         List<Tensor> outs;
-        try
+        using (var applyScope = NewDisposeScope())
         {
             outs = FusedTokenHeadFunction.apply(h, w, targets, q, temperature, topK, chunk);
             foreach (var o in outs) o.MoveToOuterDisposeScope();
-        }
-        finally
-        {
-            applyScope.Detach(applyScope.DisposablesView.ToArray());
-            applyScope.Dispose();
         }
         return new TokenHeadOutputs
         {
             LogpTarget = outs[0],
             LogZ = outs[1],
             Entropy = outs[2],
-            // Unrequested outputs are empty, but stay alive in the caller's scope: autograd's backward of the function
-            // reads every output it returned (to make zero gradients for them), and a disposed one makes it throw.
+            // Unrequested outputs are empty; they stay in the caller's scope with the others, so one disposal ends the graph.
             LogpQ = q is null ? null : outs[3],
             TopKIndices = topK == 0 ? null : outs[4],
             TopKLogp = topK == 0 ? null : outs[5],

@@ -43,4 +43,34 @@ public class FusedLossLifetimeTests
         Assert.Equal(before, AliveNodes());
         Assert.True(w.grad!.abs().sum().item<double>() > 0);
     }
+
+    /// <summary>The same for the four-GEMM head (GSPO's path), with outputs the loss does not read (their gradients arrive
+    /// undefined and count as zero): the gradient equals the unfused head's, and no node outlives the step.</summary>
+    [Fact]
+    public void TheFourGemmHeadsGraphAlsoDiesWithTheScopeAndUnreadOutputsCountAsZero()
+    {
+        var w = nn.Parameter(randn(50, 8, dtype: ScalarType.Float64));
+        var hp = nn.Parameter(randn(12, 8, dtype: ScalarType.Float64));
+        var targets = randint(0, 50, [12]);
+        var q = randint(0, 50, [12, 3]);
+        Tensor Reference()
+        {
+            using var scope = NewDisposeScope();
+            var o = TokenHead.Unfused(hp * 1.0, w, targets, q);
+            var g = autograd.grad([-(o.LogpTarget.sum())], [w])[0];
+            return g.MoveToOuterDisposeScope();
+        }
+        var want = Reference();
+        int before = AliveNodes();
+        for (int step = 0; step < 3; step++)
+        {
+            using var scope = NewDisposeScope();
+            w.grad?.zero_();
+            var o = TokenHead.Fused(hp * 1.0, w, targets, q, topK: 4, chunkSize: 7);
+            Assert.Equal(before + 1, AliveNodes());
+            (-(o.LogpTarget.sum())).backward();   // LogZ, entropy, LogpQ and the top-k are not read
+            Assert.True((w.grad! - want).abs().max().item<double>() < 1e-12);
+        }
+        Assert.Equal(before, AliveNodes());
+    }
 }
