@@ -193,17 +193,37 @@ public sealed class RunInputs : IDisposable
         }
         world ??= SearchWorld.Generate(new SearchWorldOptions { Seed = SearchWorldSeed });
         var dir = Path.Combine(cacheDir, $"search-world-{SearchWorldSeed}-index");
-        if (!File.Exists(Path.Combine(dir, "complete")))
-        {
-            Directory.CreateDirectory(cacheDir);
-            var corpus = Path.Combine(cacheDir, $"search-world-{SearchWorldSeed}-corpus.jsonl");
-            world.WriteCorpus(corpus);
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            Bm25Index.Build(corpus, dir);
-            File.WriteAllText(Path.Combine(dir, "complete"), world.Corpus.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
+        if (!File.Exists(Path.Combine(dir, "complete"))) BuildWorldIndex(world, cacheDir, dir);
         var index = Bm25Index.Open(dir);
         return (index, index);
+    }
+
+    /// <summary>
+    /// Builds the world's index in a folder of this process's own and renames it into place: trainers sharing a cache may
+    /// start together (two did, and one read the other's half-written index and stopped). A rename is atomic, so
+    /// <paramref name="dir"/> is either absent or complete; whoever renames second keeps the first one's index.
+    /// </summary>
+    internal static void BuildWorldIndex(SearchWorld world, string cacheDir, string dir)
+    {
+        Directory.CreateDirectory(cacheDir);
+        string own = $"{dir}.building-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        try
+        {
+            Directory.CreateDirectory(own);
+            var corpus = Path.Combine(own, "corpus.jsonl");
+            world.WriteCorpus(corpus);
+            var index = Path.Combine(own, "index");
+            Bm25Index.Build(corpus, index);
+            File.WriteAllText(Path.Combine(index, "complete"), world.Corpus.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // A folder without the marker is a build the old code left half done: nobody builds in place any more.
+            if (Directory.Exists(dir) && !File.Exists(Path.Combine(dir, "complete"))) Directory.Delete(dir, recursive: true);
+            try { Directory.Move(index, dir); }
+            catch (IOException) when (File.Exists(Path.Combine(dir, "complete"))) { }
+        }
+        finally
+        {
+            if (Directory.Exists(own)) Directory.Delete(own, recursive: true);
+        }
     }
 
     /// <summary>The base policy: the model folder's weights (float32, for training), or a fresh model of <see cref="ModelConfig"/> with the config's seed.</summary>

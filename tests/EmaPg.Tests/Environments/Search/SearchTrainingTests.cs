@@ -69,6 +69,22 @@ public sealed class SearchTrainingTests : IDisposable
         Assert.True(File.Exists(Path.Combine(cache, $"search-world-{RunInputs.SearchWorldSeed}-index", "complete")));
     }
 
+    /// <summary>Trainers sharing a cache may build the world's index at the same moment: each builds in a folder of its
+    /// own and renames it into place, so both end with a complete index (building in place, one read the other's half-written
+    /// index and stopped).</summary>
+    [Fact]
+    public async Task TwoBuildsOfTheWorldsIndexAtOnceBothLeaveACompleteIndex()
+    {
+        var world = SearchWorld.Generate(new SearchWorldOptions());
+        var cache = Path.Combine(_dir, "shared-cache");
+        var dir = Path.Combine(cache, "world-index");
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Task.Run(() => RunInputs.BuildWorldIndex(world, cache, dir))));
+        Assert.Equal(world.Corpus.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(dir, "complete")));
+        Assert.Equal([dir], Directory.GetDirectories(cache));   // no building folder left behind
+        using var index = Bm25Index.Open(dir);
+        Assert.Equal(world.Corpus.Count, index.Count);
+    }
+
     [Fact]
     public async Task SearchR1DataWithAServedRetrieverBecomesChatPromptsAndMaskedMultiTurnEpisodes()
     {
