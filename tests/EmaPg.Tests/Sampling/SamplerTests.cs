@@ -21,18 +21,26 @@ public class SamplerTests
     {
         using var scope = NewDisposeScope();
         using var model = TinyModels.Float64();
-        using var gen = new Generator(42, CPU);
-        using var result = Sampler.Generate(model, Prompts, Options(temperature, topK: 3), gen);
-        using var score = Scorer.Score(model, result, temperature, gatherIndices: result.TopKIndices, topK: 3, returnFull: true);
+        AssertStepsMatchTeacherForcing(model, seed: 42, temperature, k: 3);
+    }
 
+    /// <summary>
+    /// Generation's log-probs and top-k (indices and log-probs) equal teacher forcing's through log_softmax on real
+    /// positions, and the scorer's gathered log-probs at those indices are the k largest of its full table.
+    /// </summary>
+    private static void AssertStepsMatchTeacherForcing(EmaPg.Model.CausalLM model, ulong seed, double temperature, int k)
+    {
+        using var gen = new Generator(seed, CPU);
+        using var result = Sampler.Generate(model, Prompts, Options(temperature, topK: k), gen);
+        using var score = Scorer.Score(model, result, temperature, gatherIndices: result.TopKIndices, topK: k, returnFull: true);
         var mask = result.ResponseMask;
         var diff = ((score.LogProbs.to_type(ScalarType.Float32) - result.LogProbs) * mask).abs().max().item<float>();
         Assert.True(diff < 1e-5, $"max diff {diff}");
-        // Same model → the teacher-forced top-k indices equal the sampling ones on real positions.
         var same = score.TopKIndices!.eq(result.TopKIndices!).all(-1).logical_or(mask.eq(0));
         Assert.True(same.all().item<bool>());
-        // Gathered log-probs at the top-k are the k largest values of the full table.
-        var expected = score.FullLogProbs!.topk(3, dim: -1).values;
+        var topDiff = ((score.GatheredLogProbs!.to_type(ScalarType.Float32) - result.TopKLogProbs!).abs() * mask.unsqueeze(-1)).max().item<float>();
+        Assert.True(topDiff < 1e-5, $"top-k log-prob diff {topDiff}");
+        var expected = score.FullLogProbs!.topk(k, dim: -1).values;
         var gdiff = ((score.GatheredLogProbs! - expected).abs() * mask.unsqueeze(-1)).max().item<double>();
         Assert.True(gdiff < 1e-12, $"gathered diff {gdiff}");
     }
@@ -139,8 +147,8 @@ public class SamplerTests
     }
 
     /// <summary>
-    /// The large-vocabulary step (one max, one exp, a float64 CDF; log-probs as logits − log Z) returns the same sampling
-    /// log-probs and top-k as teacher forcing through log_softmax, at |V| = 4103 and temperatures 1 and 0.7.
+    /// The large-vocabulary step (one max, one exp, a two-level inverse CDF; log-probs as logits − log Z) returns the same
+    /// sampling log-probs and top-k as teacher forcing through log_softmax, at |V| = 4103 and temperatures 1 and 0.7.
     /// </summary>
     [Theory]
     [InlineData(1.0)]
@@ -149,15 +157,6 @@ public class SamplerTests
     {
         using var scope = NewDisposeScope();
         using var model = new EmaPg.Model.DecoderLM(TinyModels.Config() with { VocabSize = Sampler.InverseCdfFromVocab + 7 }, CPU, ScalarType.Float64, 3);
-        using var gen = new Generator(11, CPU);
-        using var result = Sampler.Generate(model, Prompts, Options(temperature, topK: 5), gen);
-        using var score = Scorer.Score(model, result, temperature, gatherIndices: result.TopKIndices, topK: 5, returnFull: true);
-        var mask = result.ResponseMask;
-        var diff = ((score.LogProbs.to_type(ScalarType.Float32) - result.LogProbs) * mask).abs().max().item<float>();
-        Assert.True(diff < 1e-5, $"max diff {diff}");
-        var same = score.TopKIndices!.eq(result.TopKIndices!).all(-1).logical_or(mask.eq(0));
-        Assert.True(same.all().item<bool>());
-        var gdiff = ((score.GatheredLogProbs!.to_type(ScalarType.Float32) - result.TopKLogProbs!).abs() * mask.unsqueeze(-1)).max().item<float>();
-        Assert.True(gdiff < 1e-5, $"top-k log-prob diff {gdiff}");
+        AssertStepsMatchTeacherForcing(model, seed: 11, temperature, k: 5);
     }
 }
