@@ -75,7 +75,7 @@ public static class TrainCommand
         var sm = summary!;
         var t = new Table().Border(TableBorder.Rounded).Title("summary").AddColumns("", "base", "final");
         t.AddRow("test pass@1", sm.BasePass1.ToString("P1", inv), sm.FinalPass1.ToString("P1", inv));
-        t.AddRow($"test pass@{sm.K}", sm.BasePassK.ToString("P1", inv), sm.FinalPassK.ToString("P1", inv));
+        if (sm.K > 1) t.AddRow($"test pass@{sm.K}", sm.BasePassK.ToString("P1", inv), sm.FinalPassK.ToString("P1", inv));
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine($"pass@1 {(sm.FinalPass1 - sm.BasePass1) * 100:+0.0;-0.0} points in {sm.Iterations} iterations, {sm.WallSeconds:F0} s of RL over all sessions of the run ({sm.TotalSeconds:F0} s in this process, cold start and evaluations included); sampling {sm.SampleTokensPerSecond:F0} tok/s, training {sm.TrainTokensPerSecond:F0} tok/s; skipped steps {sm.SkippedSteps}.");
         AnsiConsole.MarkupLine($"[grey]{Markup.Escape(runDir)}: config, metrics.jsonl, tensorboard/, learning-curves.png, checkpoint.bin, summary.json[/]");

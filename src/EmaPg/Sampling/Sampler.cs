@@ -100,8 +100,8 @@ public static class Sampler
     /// <summary>
     /// One decoding step from the next-token logits [B, V]: the token, its log-prob under the distribution sampled from,
     /// and the top-k of those log-probs when asked. Large vocabularies without filters take a leaner route with the same
-    /// distribution: one max, one exp and a two-level inverse CDF over [B, V] give the draw and log Z together, and
-    /// the log-probs come from the logits minus log Z, without a log_softmax table or a second exp.
+    /// distribution: one max, one in-place exp and a two-level inverse CDF over [B, V] give the draw and log Z together,
+    /// without a log_softmax table; that route overwrites <paramref name="logits"/>, which the caller does not read again.
     /// </summary>
     private static (Tensor Tok, Tensor TokLogp, Tensor? TopValues, Tensor? TopIndices) Step(Tensor logits, SamplingOptions options, Generator? generator, int step)
     {
@@ -119,16 +119,49 @@ public static class Sampler
             var (values, indexes) = logp.topk(options.ReturnTopK, dim: -1);
             return (tok, tokLogp, values, indexes);
         }
-        // One max per row: the shifted logits (z − max) / T are ≤ 0, so log Z is just log Σ e^{shifted}.
-        var shifted = logits - logits.amax([-1], keepdim: true);
-        if (options.Temperature != 1.0) shifted.div_(options.Temperature);
-        var (token, total) = DrawTwoLevel(shifted.exp(), generator, options.Greedy, shifted);
+        // One max per row: the shifted logits (z − max) / T are ≤ 0, so log Z is just log Σ e^{shifted}. The step's logits
+        // are not read again, so the table becomes the weights in place (a fresh [B, |V|] table per pass cost page faults);
+        // the top-k is taken from the raw logits first, and the token's log-prob from its weight.
+        var max = logits.amax([-1], keepdim: true);
+        Tensor? topRaw = null, topIdx = null;
+        if (options.ReturnTopK > 0) (topRaw, topIdx) = BlockTopK(logits, options.ReturnTopK);
+        var weights = logits.sub_(max);
+        if (options.Temperature != 1.0) weights.div_(options.Temperature);
+        weights.exp_();
+        var (token, total) = DrawTwoLevel(weights, generator, options.Greedy);
         if (!(total.isfinite() & total.gt(0)).all().item<bool>()) throw NotFinite(step);
-        var logZ = total.log().to_type(shifted.dtype);
-        var tokenLogp = (shifted.gather(-1, token.unsqueeze(-1)) - logZ).squeeze(-1);
+        var logZ = total.log();
+        // A drawn token has positive weight, so its log is finite; log(e^x) differs from x by float32 rounding of exp alone.
+        var tokenLogp = (weights.gather(-1, token.unsqueeze(-1)).to_type(ScalarType.Float64).log() - logZ).squeeze(-1).to_type(logits.dtype);
         if (options.ReturnTopK == 0) return (token, tokenLogp, null, null);
-        var (top, idx) = shifted.topk(options.ReturnTopK, dim: -1);
-        return (token, tokenLogp, top - logZ, idx);
+        var topShifted = topRaw! - max;
+        if (options.Temperature != 1.0) topShifted.div_(options.Temperature);
+        return (token, tokenLogp, topShifted - logZ.to_type(logits.dtype), topIdx);
+    }
+
+    /// <summary>
+    /// torch.topk of rows [B, V] through ⌈√V⌉-column blocks: every element of a row's top k lies in one of the k blocks with
+    /// the largest maxima (a block outside them has k blocks, hence k elements, at least as large), so only those k blocks'
+    /// columns are ranked. Ties between equal logits may resolve to other indices than a full topk's.
+    /// </summary>
+    internal static (Tensor Values, Tensor Indices) BlockTopK(Tensor x, int k)
+    {
+        long b = x.shape[0], v = x.shape[^1];
+        long width = (long)Math.Ceiling(Math.Sqrt(v)), full = v / width, rest = v - full * width, blocks = full + (rest > 0 ? 1 : 0);
+        if (k > width || k * width * 2 > v)
+        {
+            var (values, indices) = x.topk(k, dim: -1);
+            return (values, indices);
+        }
+        using var scope = NewDisposeScope();
+        var blockMax = x.narrow(-1, 0, full * width).view(b, full, width).amax([-1]);
+        if (rest > 0) blockMax = cat([blockMax, x.narrow(-1, full * width, rest).amax([-1], keepdim: true)], -1);
+        var top = blockMax.topk((int)Math.Min(k, blocks), dim: -1).indexes;                                   // [B, k]
+        var columns = (top.unsqueeze(-1) * width + arange(width, dtype: ScalarType.Int64, device: x.device)).view(b, -1);
+        var inside = columns.lt(v);
+        var candidates = x.gather(-1, columns.clamp_max(v - 1)).masked_fill(inside.logical_not(), double.NegativeInfinity);
+        var (vals, at) = candidates.topk(k, dim: -1);
+        return (vals.MoveToOuterDisposeScope(), columns.gather(-1, at).MoveToOuterDisposeScope());
     }
 
     private static NonFiniteOutputError NotFinite(int step) =>
@@ -155,18 +188,20 @@ public static class Sampler
     /// Inverse-CDF draw in two levels, exact: a block of ⌈√V⌉ columns with probability ∝ its mass, then a column of that
     /// block ∝ its weight. Only [B, V/⌈√V⌉] block masses and one [B, ⌈√V⌉] block per row are cumulated, in float64
     /// (float32 partial sums over 10^5 columns would misplace tokens of probability ≈ 1e-6); a float64 CDF of the whole
-    /// [B, V] table was most of a decoding step at |V| = 151936. Returns the token [B] (the argmax of
-    /// <paramref name="argmaxOf"/> when <paramref name="greedy"/>) and the row totals Σ weights [B, 1] in float64.
+    /// [B, V] table was most of a decoding step at |V| = 151936. Returns the token [B] (the argmax when
+    /// <paramref name="greedy"/>) and the row totals Σ weights [B, 1] in float64.
     /// </summary>
-    private static (Tensor Token, Tensor Total) DrawTwoLevel(Tensor weights, Generator? generator, bool greedy = false, Tensor? argmaxOf = null)
+    private static (Tensor Token, Tensor Total) DrawTwoLevel(Tensor weights, Generator? generator, bool greedy = false)
     {
         long b = weights.shape[0], v = weights.shape[^1];
         long width = (long)Math.Ceiling(Math.Sqrt(v)), full = v / width, rest = v - full * width, blocks = full + (rest > 0 ? 1 : 0);
-        var mass = weights.narrow(-1, 0, full * width).view(b, full, width).sum(-1, type: ScalarType.Float64);
-        if (rest > 0) mass = cat([mass, weights.narrow(-1, full * width, rest).sum(-1, keepdim: true, type: ScalarType.Float64)], -1);
+        // Each block is summed in float32 (≤ ⌈√V⌉ terms, pairwise: relative error ~1e-7, the order of float32 logits' own
+        // rounding) and only the block masses are cumulated in float64; summing every column in float64 cost ≈ 14 ms a step.
+        var mass = weights.narrow(-1, 0, full * width).view(b, full, width).sum(-1).to_type(ScalarType.Float64);
+        if (rest > 0) mass = cat([mass, weights.narrow(-1, full * width, rest).sum(-1, keepdim: true).to_type(ScalarType.Float64)], -1);
         var blockCdf = mass.cumsum(-1);
         var total = blockCdf.narrow(-1, blocks - 1, 1);
-        if (greedy) return ((argmaxOf ?? weights).argmax(-1), total);
+        if (greedy) return (weights.argmax(-1), total);
         var u = rand([b, 1], dtype: ScalarType.Float64, device: weights.device, generator: generator) * total;
         // The first block whose CDF exceeds u, hence one of positive mass.
         var block = searchsorted(blockCdf, u, right: true).clamp_max(blocks - 1);                   // [B, 1]

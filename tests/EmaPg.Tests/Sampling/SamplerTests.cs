@@ -147,7 +147,8 @@ public class SamplerTests
     }
 
     /// <summary>
-    /// The large-vocabulary step (one max, one exp, a two-level inverse CDF; log-probs as logits − log Z) returns the same
+    /// The large-vocabulary step (one max, one in-place exp, a two-level inverse CDF; the token's log-prob as log weight − log Z,
+    /// the top-k through <see cref="Sampler.BlockTopK"/>) returns the same
     /// sampling log-probs and top-k as teacher forcing through log_softmax, at |V| = 4103 and temperatures 1 and 0.7.
     /// </summary>
     [Theory]
@@ -158,5 +159,23 @@ public class SamplerTests
         using var scope = NewDisposeScope();
         using var model = new EmaPg.Model.DecoderLM(TinyModels.Config() with { VocabSize = Sampler.InverseCdfFromVocab + 7 }, CPU, ScalarType.Float64, 3);
         AssertStepsMatchTeacherForcing(model, seed: 11, temperature, k: 5);
+    }
+
+    /// <summary>The top-k through ⌈√V⌉-column blocks is torch.topk's, values and indices, with the top k spread over blocks,
+    /// packed into one block, and in the short last block; k too large for blocks to help falls back to torch.topk.</summary>
+    [Theory]
+    [InlineData(4103, 5)]
+    [InlineData(151936, 32)]
+    [InlineData(1000, 40)]
+    public void BlockTopKIsTorchTopK(int v, int k)
+    {
+        using var scope = NewDisposeScope();
+        var x = randn([4, v], generator: new Generator(5));
+        x[1, TensorIndex.Slice(0, k)] = 50 + arange(k, dtype: ScalarType.Float32);          // the whole top k in the first block
+        x[2, TensorIndex.Slice(v - 3, v)] = tensor(new float[] { 70, 60, 80 });             // the largest ones in the last block
+        var (want, wantAt) = x.topk(k, dim: -1);
+        var (got, gotAt) = Sampler.BlockTopK(x, k);
+        Assert.True(want.equal(got).all().item<bool>(), "values");
+        Assert.True(wantAt.equal(gotAt).all().item<bool>(), "indices");
     }
 }
