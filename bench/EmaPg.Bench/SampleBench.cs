@@ -20,12 +20,14 @@ public sealed record SampleBenchOptions
     /// <summary>Timed generations; medians are reported.</summary>
     public int Reps { get; init; } = 3;
     public long Seed { get; init; }
+    /// <summary>config.json overrides key=value applied to the <see cref="Like"/> config (<see cref="HfConfig.WithOverrides"/>).</summary>
+    public IReadOnlyList<string> Set { get; init; } = [];
 }
 
 /// <param name="GenerateSecondsMedian">median wall time of <see cref="Sampler.Generate"/> (prefill + new_tokens − 1 decoding steps)</param>
 /// <param name="TokensPerSecond">batch × new tokens ÷ that time</param>
 /// <param name="StepGemmMsMedian">the floor of one decoding step: every linear layer's GEMM on [batch, in] and the LM head's [batch, H]·[H, |V|], timed alone</param>
-/// <param name="PrefillGemmMsMedian">the same GEMMs on [batch × prompt length, in]: the prefill's floor</param>
+/// <param name="PrefillGemmMsMedian">the linear layers' GEMMs on [batch × prompt length, in] and the head's on the last position's [batch, H]: the prefill's floor</param>
 /// <param name="FloorSeconds">prefill floor + (new tokens − 1) × step floor</param>
 /// <param name="GenerateOverFloor">generation time ÷ floor</param>
 public sealed record SampleBenchReport(
@@ -48,7 +50,8 @@ public static class SampleBench
         Check.Range("--new-tokens", o.NewTokens, 1, 4096);
         Check.Range("--prompt-length", o.PromptLength, 1, 4096);
         Check.Range("--reps", o.Reps, 1, 100);
-        var config = HfConfig.Parse(HfConfig.Known(o.Like), $"--like {o.Like}").Model;
+        string source = o.Set.Count == 0 ? $"--like {o.Like}" : $"--like {o.Like} with --set {string.Join(" ", o.Set)}";
+        var config = HfConfig.Parse(HfConfig.WithOverrides(HfConfig.Known(o.Like), o.Set), source).Model;
         Check.Range("--return-top-k", o.ReturnTopK, 0, config.VocabSize);
         progress?.Invoke($"initialising a random {o.Like} (float32)");
         using var model = new DecoderLM(config, CPU, ScalarType.Float32, o.Seed);
@@ -58,8 +61,9 @@ public static class SampleBench
         var options = new SamplingOptions { MaxNewTokens = o.NewTokens, ReturnTopK = o.ReturnTopK };
 
         // Floor first: one warm-up pass each, then the timed ones interleaved with the generations below share the machine's state.
-        var weights = model.named_parameters().Where(p => p.name.StartsWith("model.layers.", StringComparison.Ordinal) && p.parameter.dim() == 2)
-            .Select(p => (Tensor)p.parameter).Append(model.LmHeadWeight).ToList();
+        var layers = model.named_parameters().Where(p => p.name.StartsWith("model.layers.", StringComparison.Ordinal) && p.parameter.dim() == 2)
+            .Select(p => (Tensor)p.parameter).ToList();
+        var weights = layers.Append(model.LmHeadWeight).ToList();
         var stepMs = new List<double>();
         var prefillMs = new List<double>();
         var seconds = new List<double>();
@@ -68,7 +72,8 @@ public static class SampleBench
         for (int r = 0; r < o.Reps; r++)
         {
             stepMs.Add(Gemms(weights, o.Batch));
-            prefillMs.Add(Gemms(weights, (long)o.Batch * o.PromptLength));
+            // The prefill needs next-token logits at the last prompt position only: the head's GEMM on the batch's rows.
+            prefillMs.Add(Gemms(layers, (long)o.Batch * o.PromptLength) + Gemms([model.LmHeadWeight], o.Batch));
             var sw = Stopwatch.StartNew();
             using (var result = Sampler.Generate(model, prompts, options, gen))
                 if (result.ResponseLength != o.NewTokens) throw new InvalidOperationException($"sample: {result.ResponseLength} tokens generated, {o.NewTokens} asked.");
@@ -78,7 +83,7 @@ public static class SampleBench
         double genMed = BenchStats.Median(seconds), stepMed = BenchStats.Median(stepMs), prefillMed = BenchStats.Median(prefillMs);
         double floor = (prefillMed + (o.NewTokens - 1) * stepMed) / 1e3;
         long tokens = (long)o.Batch * o.NewTokens;
-        return new SampleBenchReport("sample", BenchStats.UtcNow(), o.Like, model.ParameterCount, o.Batch, o.NewTokens, o.PromptLength, o.ReturnTopK, o.Reps,
+        return new SampleBenchReport("sample", BenchStats.UtcNow(), o.Set.Count == 0 ? o.Like : $"{o.Like} with {string.Join(" ", o.Set)}", model.ParameterCount, o.Batch, o.NewTokens, o.PromptLength, o.ReturnTopK, o.Reps,
             seconds, genMed, tokens / genMed, stepMed, prefillMed, floor, genMed / floor, tokens / floor,
             Environment.ProcessorCount, torch.get_num_threads(), BenchStats.Os, BenchStats.TorchSharpVersion);
     }

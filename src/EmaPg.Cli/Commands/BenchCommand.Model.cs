@@ -100,8 +100,9 @@ public static partial class BenchCommand
         var topK = new Option<int>("--return-top-k") { Description = "Top-k indices returned per token (the trainer's q), 0..|V|", DefaultValueFactory = _ => d.ReturnTopK };
         var reps = new Option<int>("--reps") { Description = "Timed generations, 1..100; medians are reported", DefaultValueFactory = _ => d.Reps };
         var seed = new Option<int>("--seed") { Description = "Seed of the model init, prompts and sampling", DefaultValueFactory = _ => 0 };
+        var set = new Option<string[]>("--set") { Description = "config.json override key=value of the --like config, repeatable (the word-problems policy: --like qwen3-0.6b --set hidden_size=64 --set intermediate_size=256 --set num_hidden_layers=2 --set num_attention_heads=4 --set num_key_value_heads=2 --set head_dim=16)", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON (snake_case) instead of a table" };
-        foreach (var o in new Option[] { like, batch, newTokens, promptLength, topK, reps, seed, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { like, batch, newTokens, promptLength, topK, reps, seed, set, json }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
             var opts = new SampleBenchOptions
@@ -113,6 +114,7 @@ public static partial class BenchCommand
                 ReturnTopK = pr.GetValue(topK),
                 Reps = pr.GetValue(reps),
                 Seed = Check.Range("--seed", pr.GetValue(seed), 0, int.MaxValue),
+                Set = pr.GetValue(set) ?? [],
             };
             var report = SampleBench.Run(opts, msg => Console.Error.WriteLine($"bench sample: {msg}"));
             if (pr.GetValue(json))
