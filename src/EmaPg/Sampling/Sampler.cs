@@ -197,8 +197,10 @@ public static class Sampler
         long width = (long)Math.Ceiling(Math.Sqrt(v)), full = v / width, rest = v - full * width, blocks = full + (rest > 0 ? 1 : 0);
         // Each block is summed in float32 (≤ ⌈√V⌉ terms, pairwise: relative error ~1e-7, the order of float32 logits' own
         // rounding) and only the block masses are cumulated in float64; summing every column in float64 cost ≈ 14 ms a step.
-        var mass = weights.narrow(-1, 0, full * width).view(b, full, width).sum(-1).to_type(ScalarType.Float64);
-        if (rest > 0) mass = cat([mass, weights.narrow(-1, full * width, rest).sum(-1, keepdim: true).to_type(ScalarType.Float64)], -1);
+        // (A 16-bit model's weights are summed in float32 all the same.)
+        var sumType = weights.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var mass = weights.narrow(-1, 0, full * width).view(b, full, width).sum(-1, type: sumType).to_type(ScalarType.Float64);
+        if (rest > 0) mass = cat([mass, weights.narrow(-1, full * width, rest).sum(-1, keepdim: true, type: sumType).to_type(ScalarType.Float64)], -1);
         var blockCdf = mass.cumsum(-1);
         var total = blockCdf.narrow(-1, blocks - 1, 1);
         if (greedy) return (weights.argmax(-1), total);
