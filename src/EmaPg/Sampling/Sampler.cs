@@ -122,9 +122,10 @@ public static class Sampler
         // One max per row: the shifted logits (z − max) / T are ≤ 0, so log Z is just log Σ e^{shifted}. The step's logits
         // are not read again, so the table becomes the weights in place (a fresh [B, |V|] table per pass cost page faults);
         // the top-k is taken from the raw logits first, and the token's log-prob from its weight.
-        var max = logits.amax([-1], keepdim: true);
         Tensor? topRaw = null, topIdx = null;
         if (options.ReturnTopK > 0) (topRaw, topIdx) = BlockTopK(logits, options.ReturnTopK);
+        // The top-k comes sorted, so its first value is the row max: no second pass over [B, |V|] for it.
+        var max = topRaw is null ? logits.amax([-1], keepdim: true) : topRaw.narrow(-1, 0, 1);
         var weights = logits.sub_(max);
         if (options.Temperature != 1.0) weights.div_(options.Temperature);
         weights.exp_();
